@@ -1,0 +1,68 @@
+"""The `tauda` command, run as a user runs it (a subprocess), on the cached minicity."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def tauda(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tauda.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["eval"], ["presets"]])
+def test_help_explains_every_command(command):
+    result = tauda(*command, "--help")
+    assert result.returncode == 0
+    assert "usage: tauda" in result.stdout and len(result.stdout.splitlines()) > 4
+
+
+def test_presets_lists_the_mini_presets():
+    result = tauda("presets")
+    assert result.returncode == 0 and "mini-source" in result.stdout and "mini-oracle" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    result = tauda("demo", "--iterations", "30", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_demo_prints_tables_and_writes_a_run_directory(demo_run):
+    out, result = demo_run
+    assert "TARGET (camera, val)" in result.stdout and "SOURCE (simulator, held out)" in result.stdout
+    assert "protocol minicity10" in result.stdout
+    run = out/"source"
+    for name in ("config.yaml", "log.jsonl", "eval.json", "checkpoints/last.pt"):
+        assert (run/name).is_file(), name
+    results = json.loads((out/"results.json").read_text())
+    report = results["reports"]["source"]
+    assert set(report["target"]["per_class"]) == {"road", "sidewalk", "building", "pole", "traffic sign", "vegetation",
+                                                   "sky", "person", "rider", "car"}
+    assert 0 <= report["target"]["miou"] <= 100 and 0 <= report["source"]["miou"] <= 100
+    log = [json.loads(line) for line in (run/"log.jsonl").read_text().splitlines()]
+    assert log[-1]["iteration"] == 30 and all(l["loss"] > 0 for l in log)
+
+
+def test_eval_reproduces_the_training_evaluation(demo_run, tmp_path):
+    out, _ = demo_run
+    result = tauda("eval", str(out/"source/checkpoints/last.pt"), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads((tmp_path/"eval.json").read_text())
+    first = json.loads((out/"source/eval.json").read_text())
+    assert again["target"] == first["target"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "mini-sorce"], "did you mean 'mini-source'"),
+    (["train", "mini-source", "--set", "optim.lrr=0.1"], "did you mean 'optim.lr'"),
+    (["train", "mini-source", "--set", "schedule.iterations=many"], "expected int"),
+    (["train", "mini-source", "--set", "data.minicity=false", "--data-root", "/nonexistent"], "/nonexistent/gta5"),
+    (["eval", "/nonexistent/last.pt"], "checkpoint not found"),
+])
+def test_user_errors_are_one_clear_line(args, message, tmp_path):
+    result = tauda(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
