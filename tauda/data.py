@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 from torchvision import tv_tensors
-from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
@@ -26,9 +25,11 @@ class DataError(ValueError):
     "A dataset file or folder is missing or not in the expected format."
 
 def read_rgb(path) -> torch.Tensor:
-    "Decode an image file into uint8 RGB `[3, H, W]`."
-    try: return decode_image(str(path), mode=ImageReadMode.RGB)
+    "Decode an image file into uint8 RGB `[3, H, W]` (PIL: torchvision 0.29 deprecates its own decoders)."
+    try:
+        with Image.open(path) as im: rgb = np.asarray(im.convert("RGB"))
     except Exception as e: raise DataError(f"{path}: cannot decode as an RGB image ({e})") from e
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
 
 def read_label_ids(path, modes=("P", "L")) -> np.ndarray:
     "Read an 8-bit label PNG as its raw integer values `[H, W]` (palette *indices* for mode `P`, never colours)."
