@@ -37,8 +37,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "tiny"              # a key of tauda.models.MODELS
-    width: int = 32                 # TinySegNet width
+    "Settings of every model; each model takes the ones its constructor names."
+    name: str = "tiny"              # a key of tauda.models.MODELS: tiny | deeplabv2 | bisenet
+    width: int = 32                 # tiny: channel width
+    multi_level: bool = True        # deeplabv2: auxiliary classifier on layer3
+    weights: str = ""               # initial weights: "" (random) | imagenet | a path to a weight file
+    freeze_bn: bool = True          # deeplabv2: BatchNorm frozen (statistics and affine), as the lineage
+    aspp_bug: bool = False          # deeplabv2: reproduce the lineage's two-branch classifier (compatibility only)
 
 @dataclass
 class OptimConfig:

@@ -6,6 +6,8 @@
 __all__ = ['IMAGENET', 'MODELS', 'Normalise', 'conv_block', 'TinySegNet', 'build_model', 'param_groups']
 
 # %% ../nbs/04_models.ipynb #c003
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,10 +66,12 @@ def _resize(x, like):
 # %% ../nbs/04_models.ipynb #c009
 MODELS = {"tiny": TinySegNet}
 
-def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
-    "Build the model registered as `name` with `num_classes` outputs."
+def build_model(name: str, num_classes: int, **options) -> nn.Module:
+    "Build the model registered as `name`; `options` it does not take (other models' settings) are left out."
     if name not in MODELS: raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return MODELS[name](num_classes, **kwargs)
+    cls = MODELS[name]
+    accepted = inspect.signature(cls).parameters
+    return cls(num_classes, **{k: v for k, v in options.items() if k in accepted})
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float = 5e-4, head_lr_mult: float = 10.0) -> list:
     "Optimiser groups: backbone/heads × decay/no-decay; each trainable parameter exactly once."
