@@ -27,7 +27,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from .labels import CITYSCAPES19, CITYSCAPES_TABLE, IGNORE, PROTOCOLS, SYNTHIA16, SYNTHIA_CLASSES, SYNTHIA_MAX_ID, Protocol, get_protocol
+from .labels import CITYSCAPES19, CITYSCAPES_TABLE, IGNORE, PROTOCOLS, SYNTHIA16, SYNTHIA_MAX_ID, Protocol, get_protocol
 
 # %% ../nbs/01_data.ipynb #c005
 class DataError(ValueError):
