@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 from .config import ConfigError, PRESETS, apply_overrides, get_preset, load_config
-from .data import DataError
+from .data import DataError, check_data_main
 from .metrics import format_table
 from .train import CheckpointError, Trainer, TrainingError
 
 # %% ../nbs/11_cli.ipynb #c005
-DEMO_METHODS = ("source",)
+DEMO_METHODS = ("source", "minent", "stage1")
 
 def run_demo(out="runs/demo", seed: int = 0, iterations: int = 0, progress: bool = True, methods=DEMO_METHODS) -> dict:
     "Train and evaluate each of `methods` on minicity; print the tables; return `{method: report}`."
@@ -26,6 +26,7 @@ def run_demo(out="runs/demo", seed: int = 0, iterations: int = 0, progress: bool
     reports, start = {}, time.time()
     for method in methods:
         cfg = apply_overrides(get_preset(f"mini-{method}"), [f"seed={seed}"] + ([f"schedule.iterations={iterations}"] if iterations else []))
+        if method == "stage1": cfg.init = str(out/"source"/"checkpoints"/"last.pt")
         trainer = Trainer(cfg, out/method, progress=progress)
         reports[method] = trainer.fit()
     protocol = trainer.protocol
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", help="folder holding one sub-folder per dataset (gta5/, cityscapes/, …)")
     t.add_argument("--out", help="run directory (default: runs/<preset>)")
     t.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt if it exists")
+    t.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (it may register target losses, threshold rules or methods); repeatable")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on the target test split",
@@ -65,11 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="where to write eval.json (default: the checkpoint's run directory)")
 
     sub.add_parser("presets", help="list the presets", description="List every preset with a one-line summary.")
+
+    c = sub.add_parser("check-data", help="check a dataset copy and report what is wrong", add_help=False,
+                       description="Check a dataset copy (see `tauda check-data --help`).")
+    c.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 # %% ../nbs/11_cli.ipynb #c009
 def _train(args):
     cfg = apply_overrides(get_preset(args.preset), args.overrides)
+    if args.imports: cfg.imports = ",".join(filter(None, [cfg.imports, *args.imports]))
     if args.data_root: cfg.data_root = args.data_root
     trainer = Trainer(cfg, args.out or Path("runs")/args.preset, resume=args.resume, progress=not args.quiet)
     report = trainer.fit()
@@ -97,6 +105,8 @@ def _presets(args):
 
 def main(argv=None):
     "Entry point of the `tauda` command."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check-data"]: sys.exit(check_data_main(argv[1:]))  # its own parser and exit codes (0 ok, 1 problems, 2 usage)
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo": run_demo(args.out, args.seed, args.iterations)

@@ -4,10 +4,12 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'dataset_root', 'train_stream', 'upsample', 'over_heads', 'supervised_loss', 'register_method', 'Method',
-           'SourceOnly', 'build_method', 'evaluate', 'save_atomic', 'rng_state', 'set_rng_state', 'seed_everything',
-           'resolve_device', 'CheckpointError', 'load_model_weights', 'TrainingError', 'Trainer']
+           'SourceOnly', 'build_method', 'TargetAdaptation', 'MinEnt', 'StageOne', 'evaluate', 'save_atomic',
+           'rng_state', 'set_rng_state', 'seed_everything', 'resolve_device', 'CheckpointError', 'load_model_weights',
+           'TrainingError', 'import_user_modules', 'Trainer']
 
 # %% ../nbs/10_train.ipynb #c003
+import importlib
 import json
 import os
 import random
@@ -16,16 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .config import Config, save_config, to_dict
+from .config import Config, ConfigError, save_config, to_dict
 from .data import DataError, JointTransform, Seeded, SeededSampler, build_dataset, sample_seed
 from .labels import IGNORE, Protocol, get_protocol
 from .metrics import ConfusionMatrix, format_table, miou_report
 from .minicity import ensure_minicity
 from .models import build_model, param_groups
+from .ufl import TARGET_LOSSES, THRESHOLD_RULES, class_frequencies, class_weights, label_statistics
+from .views import strong_view, warp_with_validity
 
 # %% ../nbs/10_train.ipynb #c005
 def dataset_root(cfg: Config, which: str) -> Path:
@@ -70,10 +75,20 @@ def register_method(name: str):
 
 class Method:
     "A training objective: turns batches into named loss terms (their sum is minimised)."
-    needs_target = False  # does `losses` use unlabelled target batches?
+    needs_target = False   # does `losses` use unlabelled target batches?
+    needs_init = ""        # what `init` must be, if the method starts from a checkpoint ("" = it does not)
 
-    def __init__(self, cfg: Config, protocol: Protocol, device): self.cfg, self.protocol, self.device = cfg, protocol, device
-    def losses(self, model, source, target=None) -> dict: raise NotImplementedError
+    def __init__(self, cfg: Config, protocol: Protocol, device, source_dataset=None, progress: bool = False):
+        self.cfg, self.protocol, self.device = cfg, protocol, device
+        self.class_weights = self._class_weights(source_dataset, progress)
+
+    def _class_weights(self, source_dataset, progress):
+        kind = self.cfg.method.class_weights
+        freq = class_frequencies(label_statistics(source_dataset, progress)) if kind == "source_freq" else None
+        w = class_weights(kind, self.protocol, freq)
+        return None if w is None else w.to(self.device)
+
+    def losses(self, model, source, target=None, iteration: int = 0) -> dict: raise NotImplementedError
     def state_dict(self) -> dict: return {}
     def load_state_dict(self, state: dict): pass
     def log_values(self) -> dict: return {}
@@ -81,15 +96,87 @@ class Method:
 @register_method("source")
 class SourceOnly(Method):
     "Supervised cross-entropy on labelled images only."
-    def losses(self, model, source, target=None):
+    def losses(self, model, source, target=None, iteration=0):
         images, labels = source
-        return {"source_ce": supervised_loss(model, model(images), labels)}
+        return {"source_ce": supervised_loss(model, model(images), labels, self.class_weights)}
 
-def build_method(cfg: Config, protocol: Protocol, device) -> Method:
-    if cfg.method.name not in METHODS: raise ValueError(f"unknown method {cfg.method.name!r}; choose one of {sorted(METHODS)}")
-    return METHODS[cfg.method.name](cfg, protocol, device)
+def build_method(cfg: Config, protocol: Protocol, device, source_dataset=None, progress: bool = False) -> Method:
+    "The method `cfg.method.name`, with class weights measured on `source_dataset` if it needs them."
+    if cfg.method.name not in METHODS: raise ConfigError(f"unknown method {cfg.method.name!r}; choose one of {sorted(METHODS)}")
+    return METHODS[cfg.method.name](cfg, protocol, device, source_dataset, progress)
 
 # %% ../nbs/10_train.ipynb #c013
+def _rank_and_world() -> tuple:
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+
+class TargetAdaptation(Method):
+    "Source cross-entropy plus λ × a registered target loss on unlabelled target images."
+    needs_target = True
+    default_target_loss, weight_field = "ufl", "lambda_u"
+
+    def __init__(self, cfg, protocol, device, source_dataset=None, progress=False):
+        super().__init__(cfg, protocol, device, source_dataset, progress)
+        m = cfg.method
+        self.weight = getattr(m, self.weight_field)
+        self.target = TARGET_LOSSES.build(m.target_loss or self.default_target_loss, class_weights=self.class_weights,
+                                          focal=m.focal, gamma=m.gamma, num_classes=protocol.num_classes)
+        self.rule = THRESHOLD_RULES.build(m.threshold, protocol.num_classes, tau0=m.tau0, b=m.b, beta=m.beta, d=m.d) \
+            if getattr(self.target, "uses_strong_view", False) else None
+        self.stats = {"target_skipped": 0}
+
+    def strong_seeds(self, iteration: int, batch: int) -> list:
+        rank, _ = _rank_and_world()
+        return [sample_seed(self.cfg.seed, 2, iteration, rank*batch + k) for k in range(batch)]
+
+    def losses(self, model, source, target=None, iteration=0):
+        (xs, ys), xt = source, target[0]
+        ns, nt = len(xs), len(xt)
+        uses_strong = self.rule is not None
+        if uses_strong: strong, theta = strong_view(xt, self.strong_seeds(iteration, nt), self.cfg.views)
+        heads = model(torch.cat([xs, xt, strong] if uses_strong else [xs, xt]))       # one forward pass
+        size = ys.shape[-2:]
+        terms = {"source_ce": supervised_loss(model, [h[:ns] for h in heads], ys, self.class_weights)}
+        head_weights = self.cfg.method.target_head_weights or model.head_weights
+        target_terms = []
+        for i, (h, w) in enumerate(zip(heads, head_weights)):
+            weak = upsample(h[ns:ns + nt], size)                                      # [B, C, h, w]
+            if not uses_strong:
+                target_terms.append(w*self.target(weak))
+                continue
+            weak, valid = warp_with_validity(weak, theta)
+            if i == 0: mask = self._update_mask(weak, valid)
+            loss = self.target(weak, upsample(h[ns + nt:], size), mask)
+            if loss is not None: target_terms.append(w*loss)
+        if target_terms: terms["target"] = self.weight*sum(target_terms)
+        else: self.stats["target_skipped"] += 1
+        return terms
+
+    def _update_mask(self, weak_logits, valid):
+        probs = weak_logits.detach().softmax(1)
+        mask = self.rule.update(probs, valid if self.cfg.method.mask_invalid else None)
+        self.stats["mask_pass_ratio"] = mask.float().mean().item()
+        return mask
+
+    def state_dict(self): return {"thresholds": self.rule.state_dict()} if self.rule else {}
+    def load_state_dict(self, state):
+        if self.rule and "thresholds" in state: self.rule.load_state_dict(state["thresholds"])
+
+    def log_values(self):
+        values = dict(self.stats)
+        if self.rule is not None: values["thresholds"] = [round(t, 5) for t in self.rule.thresholds.tolist()]
+        return values
+
+@register_method("minent")
+class MinEnt(TargetAdaptation):
+    "ADVENT's MinEnt: source cross-entropy + λ_ent · entropy of target predictions."
+    default_target_loss, weight_field = "entropy", "lambda_ent"
+
+@register_method("stage1")
+class StageOne(TargetAdaptation):
+    "Stage one: source cross-entropy + λ_u · unsupervised focal loss with adaptive thresholds."
+    needs_init = "a source-only checkpoint (train the `source` method first)"
+
+# %% ../nbs/10_train.ipynb #c015
 @torch.no_grad()
 def evaluate(model, dataset, num_classes: int, device, batch_size: int = 1, progress: bool = False, desc: str = "eval") -> ConfusionMatrix:
     "Confusion matrix of `model`'s main head on `dataset` (logits upsampled to the label size)."
@@ -103,7 +190,7 @@ def evaluate(model, dataset, num_classes: int, device, batch_size: int = 1, prog
     model.train(was_training)
     return cm
 
-# %% ../nbs/10_train.ipynb #c015
+# %% ../nbs/10_train.ipynb #c017
 def save_atomic(obj, path):
     "`torch.save` to a temporary file beside `path`, then rename over it."
     path = Path(path)
@@ -150,9 +237,15 @@ def load_model_weights(model, path) -> dict:
     model.load_state_dict(state)
     return ckpt
 
-# %% ../nbs/10_train.ipynb #c017
+# %% ../nbs/10_train.ipynb #c019
 class TrainingError(RuntimeError):
     "Training cannot continue (for example a non-finite loss)."
+
+def import_user_modules(names: str):
+    "Import the comma-separated modules in `names` (they register their own losses, rules or methods)."
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        try: importlib.import_module(name)
+        except ImportError as e: raise ConfigError(f"cannot import {name!r} (from `imports`/--import): {e}") from e
 
 class Trainer:
     "Trains `cfg.method` on `cfg.data` and writes a run directory at `out`."
@@ -161,16 +254,17 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
         if cfg.data.minicity and not cfg.data_root: cfg.data_root = str(ensure_minicity(progress=progress))
+        import_user_modules(cfg.imports)
         self.protocol = get_protocol(cfg.data.protocol)
         options = {k: v for k, v in vars(cfg.model).items() if k != "name"}
         self.model = build_model(cfg.model.name, self.protocol.num_classes, **options).to(self.device)
-        self.method = build_method(cfg, self.protocol, self.device)
+        self._build_data()
         self.optimizer = torch.optim.SGD(param_groups(self.model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.head_lr_mult),
                                          lr=cfg.optim.lr, momentum=cfg.optim.momentum)
         self.iteration = 0
-        self._build_data()
         if resume and self.last_checkpoint.is_file(): self.load(self.last_checkpoint)
-        elif cfg.init: load_model_weights(self.model, cfg.init)
+        elif cfg.init: self.initialise(cfg.init)
+        elif self.method.needs_init: raise ConfigError(f"method {cfg.method.name!r} starts from {self.method.needs_init}: --set init=CHECKPOINT")
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.out/"config.yaml")
 
@@ -178,9 +272,16 @@ class Trainer:
         d = self.cfg.data
         source_root, target_root = dataset_root(self.cfg, "source"), dataset_root(self.cfg, "target")
         self.source_train = build_dataset(d.source, source_root, d.source_split, self.protocol, d.source_size)
+        self.method = build_method(self.cfg, self.protocol, self.device, self.source_train, self.progress)
         self.target_train = build_dataset(d.target, target_root, d.target_split, self.protocol, d.target_size, labels=False) \
             if self.method.needs_target else None
         self.target_eval = build_dataset(d.target, target_root, d.eval_split, self.protocol, d.target_size, resize_labels=False)
+
+    def initialise(self, path):
+        "Start from the model weights of another run's checkpoint (same model and class protocol)."
+        ckpt = load_model_weights(self.model, path)
+        for key, own in (("model_name", self.cfg.model.name), ("protocol", self.protocol.name)):
+            if ckpt.get(key, own) != own: raise CheckpointError(f"{path}: checkpoint has {key} {ckpt[key]!r}, this run uses {own!r}")
 
     @property
     def last_checkpoint(self) -> Path: return self.out/"checkpoints"/"last.pt"
@@ -195,7 +296,7 @@ class Trainer:
         for g in self.optimizer.param_groups: g["lr"] = g["initial_lr"]*factor
         source = [t.to(self.device, non_blocking=True) for t in source]
         target = None if target is None else [t.to(self.device, non_blocking=True) for t in target]
-        terms = self.method.losses(self.model, source, target)
+        terms = self.method.losses(self.model, source, target, self.iteration)
         total = sum(terms.values())
         for name, value in terms.items():
             if not torch.isfinite(value): raise TrainingError(f"non-finite loss term {name!r} ({value.item()}) at iteration {self.iteration}")
