@@ -2,7 +2,7 @@
 forward/backward time and peak memory at a reduced size.
 
     python bench/bench_models.py                     # all models, 256×512, batch 1
-    python bench/bench_models.py --size 128 256 --models tiny bisenet --json out.json
+    python bench/bench_models.py --size 128 256 --models tiny bisenet --threads 1 --json out.json
 
 FLOPs are counted with `torch.utils.flop_counter.FlopCounterMode` on the meta device (no memory, no
 compute; a multiply-add counts as 2 FLOPs). Each timed model runs in its own subprocess, so that the
@@ -76,10 +76,12 @@ def main():
     ap.add_argument("--size", nargs=2, type=int, default=(256, 512), metavar=("H", "W"))
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads for the timed runs (default: torch's choice)")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--one", help=argparse.SUPPRESS)    # internal: time one model in this process
     args = ap.parse_args()
     if args.one:
+        if args.threads: torch.set_num_threads(args.threads)
         print(json.dumps(time_one(args.one, args.size, args.batch, args.reps)))
         return
     results = {}
@@ -87,7 +89,7 @@ def main():
         with torch.device("meta"): params = sum(p.numel() for p in build_model(name, 19).parameters())
         flops = count_flops(name, TINY_SIZE if name == "tiny" else PAPER_SIZE)
         run = subprocess.run([sys.executable, __file__, "--one", name, "--size", *map(str, args.size),
-                              "--batch", str(args.batch), "--reps", str(args.reps)], capture_output=True, text=True, check=True)
+                              "--batch", str(args.batch), "--reps", str(args.reps), "--threads", str(args.threads)], capture_output=True, text=True, check=True)
         results[name] = dict(params=params, **flops, **json.loads(run.stdout.strip().splitlines()[-1]))
         r = results[name]
         print(f"{name:10s} {r['params']/1e6:7.2f} M params | {r['gflops_eval']:7.1f} GFLOPs eval, "
