@@ -103,7 +103,10 @@ class SourceOnly(Method):
 def build_method(cfg: Config, protocol: Protocol, device, source_dataset=None, progress: bool = False) -> Method:
     "The method `cfg.method.name`, with class weights measured on `source_dataset` if it needs them."
     if cfg.method.name not in METHODS: raise ConfigError(f"unknown method {cfg.method.name!r}; choose one of {sorted(METHODS)}")
-    return METHODS[cfg.method.name](cfg, protocol, device, source_dataset, progress)
+    try: return METHODS[cfg.method.name](cfg, protocol, device, source_dataset, progress)
+    except ValueError as e:  # an unknown registry name, class weights that do not fit the protocol, ...
+        if isinstance(e, (ConfigError, DataError)): raise
+        raise ConfigError(f"method {cfg.method.name!r}: {e}") from e
 
 # %% ../nbs/10_train.ipynb #c013
 def _rank_and_world() -> tuple:
