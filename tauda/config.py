@@ -65,7 +65,7 @@ class ScheduleConfig:
 @dataclass
 class MethodConfig:
     "What is trained; fields a method does not use are ignored by it."
-    name: str = "source"            # source | minent | stage1 (source with data.source=cityscapes: the target oracle)
+    name: str = "source"            # source | minent | stage1 | stage2 (source with data.source=cityscapes: the target oracle)
     target_loss: str = ""           # a key of tauda.ufl.TARGET_LOSSES or a dotted path; "" = the method's own (minent: entropy, stage1: ufl)
     lambda_ent: float = 1e-3        # minent: weight of the entropy loss (ADVENT)
     lambda_u: float = 0.01          # stage1: weight of the unsupervised focal loss (GTA5 runs of the paper)
@@ -79,6 +79,12 @@ class MethodConfig:
     beta: float = 0.9               # adaptive: EMA momentum
     d: float = 8.0                  # adaptive: exponent
     mask_invalid: bool = True       # leave pixels outside the warped support out of thresholds and loss (False: the authors' code)
+    mixer: str = "cim"              # stage2: a key of tauda.cim.MIXERS or a dotted path: cim | none
+    lambda_mix: float = 1.0         # stage2: weight of the mixed-image loss (the released example used 0.5)
+    long_tail_p: float = 0.3        # stage2: chance of long-tail class pasting per sample
+    long_tail_classes: tuple = (2, 4)  # stage2: how many extra classes are pasted (uniform, inclusive)
+    pseudo_conf: float = 0.968      # stage2: DACS confidence for the target pixels' weight
+    resume_thresholds: bool = False # stage2: start from stage one's thresholds (False: restart at tau0, as the authors' code)
 
 @dataclass
 class Config:
@@ -217,6 +223,10 @@ def _mini_minent():
 @preset("mini-stage1", "minicity, tiny net: stage one (source CE + λ_u·UFL, adaptive thresholds), from a source checkpoint (--set init=…)")
 def _mini_stage1():
     return _mini_adapt("stage1", 300, lambda_u=MINI_LAMBDA_U, class_weights="source_freq")
+
+@preset("mini-stage2", "minicity, tiny net: stage two (stage one + λ_mix·cross-domain image mixing), from a stage-one checkpoint (--set init=…)")
+def _mini_stage2():
+    return _mini_adapt("stage2", 300, lambda_u=MINI_LAMBDA_U, class_weights="source_freq")
 
 @preset("mini-oracle", "minicity, tiny net: trained on labelled target images (the upper bound), 600 iterations")
 def _mini_oracle():

@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'dataset_root', 'train_stream', 'upsample', 'over_heads', 'supervised_loss', 'register_method', 'Method',
-           'SourceOnly', 'build_method', 'TargetAdaptation', 'MinEnt', 'StageOne', 'evaluate', 'save_atomic',
-           'rng_state', 'set_rng_state', 'seed_everything', 'resolve_device', 'CheckpointError', 'load_model_weights',
-           'TrainingError', 'import_user_modules', 'Trainer']
+           'SourceOnly', 'build_method', 'TargetAdaptation', 'MinEnt', 'StageOne', 'StageTwo', 'evaluate',
+           'save_atomic', 'rng_state', 'set_rng_state', 'seed_everything', 'resolve_device', 'CheckpointError',
+           'load_model_weights', 'TrainingError', 'import_user_modules', 'Trainer']
 
 # %% ../nbs/10_train.ipynb #c003
+import copy
 import importlib
 import json
 import os
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .cim import MIXERS, ClassImageIndex, mixed_loss
 from .config import Config, ConfigError, save_config, to_dict
 from .data import DataError, JointTransform, Seeded, SeededSampler, build_dataset, sample_seed
 from .labels import IGNORE, Protocol, get_protocol
@@ -89,6 +91,8 @@ class Method:
         return None if w is None else w.to(self.device)
 
     def losses(self, model, source, target=None, iteration: int = 0) -> dict: raise NotImplementedError
+    def check_init(self, ckpt: dict, path): "Refuse an `init` checkpoint this method cannot start from."
+    def on_start(self, model): "Called once the model holds its starting weights (initialised or resumed)."
     def state_dict(self) -> dict: return {}
     def load_state_dict(self, state: dict): pass
     def log_values(self) -> dict: return {}
@@ -136,7 +140,9 @@ class TargetAdaptation(Method):
         ns, nt = len(xs), len(xt)
         uses_strong = self.rule is not None
         if uses_strong: strong, theta = strong_view(xt, self.strong_seeds(iteration, nt), self.cfg.views)
-        heads = model(torch.cat([xs, xt, strong] if uses_strong else [xs, xt]))       # one forward pass
+        extra = self.extra_images(xs, ys, xt, iteration)
+        images = [xs, xt] + ([strong] if uses_strong else []) + ([extra] if extra is not None else [])
+        heads = model(torch.cat(images))                                               # one forward pass
         size = ys.shape[-2:]
         terms = {"source_ce": supervised_loss(model, [h[:ns] for h in heads], ys, self.class_weights)}
         head_weights = self.cfg.method.target_head_weights or model.head_weights
@@ -148,11 +154,16 @@ class TargetAdaptation(Method):
                 continue
             weak, valid = warp_with_validity(weak, theta)
             if i == 0: mask = self._update_mask(weak, valid)
-            loss = self.target(weak, upsample(h[ns + nt:], size), mask)
+            loss = self.target(weak, upsample(h[ns + nt:2*nt + ns], size), mask)
             if loss is not None: target_terms.append(w*loss)
         if target_terms: terms["target"] = self.weight*sum(target_terms)
         else: self.stats["target_skipped"] += 1
+        if extra is not None: terms.update(self.extra_losses(model, [h[-len(extra):] for h in heads]))
         return terms
+
+    def extra_images(self, xs, ys, xt, iteration):
+        "More images for the same forward pass (stage two's mixed images), or `None`."
+        return None
 
     def _update_mask(self, weak_logits, valid):
         probs = weak_logits.detach().softmax(1)
@@ -180,6 +191,47 @@ class StageOne(TargetAdaptation):
     needs_init = "a source-only checkpoint (train the `source` method first)"
 
 # %% ../nbs/10_train.ipynb #c015
+@register_method("stage2")
+class StageTwo(StageOne):
+    "Stage two: stage one + λ_mix · cross-entropy on cross-domain mixed images labelled by the frozen stage-one model."
+    needs_init = "a stage-one checkpoint (train `stage1` first)"
+
+    def __init__(self, cfg, protocol, device, source_dataset=None, progress=False):
+        super().__init__(cfg, protocol, device, source_dataset, progress)
+        m = cfg.method
+        index = ClassImageIndex.of(source_dataset, progress=progress) if m.mixer == "cim" else None
+        self.mixer = MIXERS.build(m.mixer, source_dataset, index, long_tail_p=m.long_tail_p, long_tail_classes=m.long_tail_classes,
+                                  pseudo_conf=m.pseudo_conf, views=cfg.views)
+        self.teacher = None
+
+    def check_init(self, ckpt: dict, path):
+        method = ckpt.get("config", {}).get("method", {}).get("name")
+        if method != "stage1": raise CheckpointError(f"{path}: stage two starts from a stage-one checkpoint, this one is from {method!r}")
+        if self.cfg.method.resume_thresholds and self.rule is not None: self.rule.load_state_dict(ckpt["method"]["thresholds"])
+
+    def on_start(self, model):
+        "Freeze a copy of the stage-one model (always read from `init`, also when resuming)."
+        self.teacher = copy.deepcopy(model)
+        load_model_weights(self.teacher, self.cfg.init)
+        self.teacher.eval().requires_grad_(False)
+
+    def extra_images(self, xs, ys, xt, iteration):
+        with torch.no_grad():
+            probs = upsample(self.teacher(xt)[0], xt.shape[-2:]).softmax(1)       # [B, C, H, W]
+        confidence, pseudo = probs.max(1)
+        rank, _ = _rank_and_world()
+        seeds = [sample_seed(self.cfg.seed, 3, iteration, rank*len(xs) + k) for k in range(len(xs))]
+        thresholds = self.rule.thresholds if self.rule is not None else torch.full((self.protocol.num_classes,), self.cfg.method.tau0)
+        self.mixed = self.mixer(xs, ys, xt, pseudo, confidence, thresholds, seeds)
+        if self.mixed is None: return None
+        self.stats["pasted_ratio"] = self.mixed.pasted.float().mean().item()
+        return self.mixed.images
+
+    def extra_losses(self, model, heads):
+        logits = upsample(heads[0], self.mixed.labels.shape[-2:])
+        return {"mix": self.cfg.method.lambda_mix*mixed_loss(logits, self.mixed, self.class_weights)}
+
+# %% ../nbs/10_train.ipynb #c017
 @torch.no_grad()
 def evaluate(model, dataset, num_classes: int, device, batch_size: int = 1, progress: bool = False, desc: str = "eval") -> ConfusionMatrix:
     "Confusion matrix of `model`'s main head on `dataset` (logits upsampled to the label size)."
@@ -193,7 +245,7 @@ def evaluate(model, dataset, num_classes: int, device, batch_size: int = 1, prog
     model.train(was_training)
     return cm
 
-# %% ../nbs/10_train.ipynb #c017
+# %% ../nbs/10_train.ipynb #c019
 def save_atomic(obj, path):
     "`torch.save` to a temporary file beside `path`, then rename over it."
     path = Path(path)
@@ -240,7 +292,7 @@ def load_model_weights(model, path) -> dict:
     model.load_state_dict(state)
     return ckpt
 
-# %% ../nbs/10_train.ipynb #c019
+# %% ../nbs/10_train.ipynb #c021
 class TrainingError(RuntimeError):
     "Training cannot continue (for example a non-finite loss)."
 
@@ -265,9 +317,11 @@ class Trainer:
         self.optimizer = torch.optim.SGD(param_groups(self.model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.head_lr_mult),
                                          lr=cfg.optim.lr, momentum=cfg.optim.momentum)
         self.iteration = 0
+        if self.method.needs_init and not cfg.init:
+            raise ConfigError(f"method {cfg.method.name!r} starts from {self.method.needs_init}: --set init=CHECKPOINT")
         if resume and self.last_checkpoint.is_file(): self.load(self.last_checkpoint)
         elif cfg.init: self.initialise(cfg.init)
-        elif self.method.needs_init: raise ConfigError(f"method {cfg.method.name!r} starts from {self.method.needs_init}: --set init=CHECKPOINT")
+        self.method.on_start(self.model)
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.out/"config.yaml")
 
@@ -285,6 +339,7 @@ class Trainer:
         ckpt = load_model_weights(self.model, path)
         for key, own in (("model_name", self.cfg.model.name), ("protocol", self.protocol.name)):
             if ckpt.get(key, own) != own: raise CheckpointError(f"{path}: checkpoint has {key} {ckpt[key]!r}, this run uses {own!r}")
+        self.method.check_init(ckpt, path)
 
     @property
     def last_checkpoint(self) -> Path: return self.out/"checkpoints"/"last.pt"
