@@ -131,3 +131,50 @@ def test_thresholds_are_identical_across_ranks_and_equal_one_process_on_all_pixe
     single = AdaptiveThreshold(5)
     for step in range(3): single.update(torch.cat([probs[0][step], probs[1][step]]), torch.cat([valid[0][step], valid[1][step]]))
     assert torch.equal(out[0], out[1]) and torch.allclose(out[0], single.thresholds, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def stage1_run(runs):
+    root, data = runs
+    trainer = Trainer(stage1_config(data, root/"source/checkpoints/last.pt", "schedule.iterations=2", "method.tau0=0.5"),
+                      root/"s1_for_s2", progress=False)
+    trainer.fit()
+    return root/"s1_for_s2/checkpoints/last.pt", trainer.method.rule.thresholds
+
+
+def stage2_config(data, init, *extra):
+    return apply_overrides(get_preset("mini-stage2"), [f"data_root={data}", f"init={init}", "schedule.log_every=1",
+                                                       "data.batch_size=2", "schedule.iterations=2", *extra])
+
+
+def test_stage2_trains_with_a_frozen_stage1_teacher(runs, stage1_run):
+    root, data = runs
+    init, thresholds = stage1_run
+    trainer = Trainer(stage2_config(data, init, "method.long_tail_p=1.0", "method.resume_thresholds=true"), root/"s2", progress=False)
+    assert torch.equal(trainer.method.rule.thresholds, thresholds)  # resumed from stage one
+    trainer.fit()
+    stage1_weights = torch.load(init, weights_only=False)["model"]
+    assert not trainer.method.teacher.training
+    for name, value in trainer.method.teacher.state_dict().items():
+        assert torch.equal(value, stage1_weights[name]), name  # never updated
+    assert any(not torch.equal(v, stage1_weights[k]) for k, v in trainer.model.state_dict().items())  # the student moved
+    log = [json.loads(l) for l in (root/"s2/log.jsonl").read_text().splitlines()]
+    assert all(l["mix"] > 0 and 0 < l["pasted_ratio"] <= 1 for l in log)
+    restarted = Trainer(stage2_config(data, init), root/"s2b", progress=False)
+    assert torch.equal(restarted.method.rule.thresholds, torch.full((10,), 0.8, dtype=torch.float64))  # default: restart at τ0
+
+
+def test_stage2_without_mixing_has_no_mix_term(runs, stage1_run):
+    root, data = runs
+    Trainer(stage2_config(data, stage1_run[0], "method.mixer=none"), root/"s2none", progress=False).fit()
+    log = [json.loads(l) for l in (root/"s2none/log.jsonl").read_text().splitlines()]
+    assert all("mix" not in l for l in log)
+
+
+def test_stage2_refuses_a_missing_or_wrong_init(runs, tmp_path):
+    root, data = runs
+    for init, message in [(None, "starts from a stage-one checkpoint"), (tmp_path/"none.pt", "checkpoint not found"),
+                          (root/"source/checkpoints/last.pt", "this one is from 'source'")]:
+        args = ["train", "mini-stage2", "--quiet", "--data-root", str(data)] + (["--set", f"init={init}"] if init else [])
+        result = tauda(*args, cwd=tmp_path, extra_path=tmp_path)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
