@@ -51,6 +51,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'tauda.config.get_preset': ('config.html#get_preset', 'tauda/config.py'),
                               'tauda.config.load_config': ('config.html#load_config', 'tauda/config.py'),
                               'tauda.config.mini_data': ('config.html#mini_data', 'tauda/config.py'),
+                              'tauda.config.paper_preset': ('config.html#paper_preset', 'tauda/config.py'),
                               'tauda.config.preset': ('config.html#preset', 'tauda/config.py'),
                               'tauda.config.save_config': ('config.html#save_config', 'tauda/config.py'),
                               'tauda.config.set_key': ('config.html#set_key', 'tauda/config.py'),
