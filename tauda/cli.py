@@ -15,6 +15,7 @@ from pathlib import Path
 from .config import ConfigError, PRESETS, apply_overrides, get_preset, load_config
 from .data import DataError, check_data_main
 from .metrics import format_table
+from .pseudo import pseudo_label_main
 from .train import CheckpointError, Trainer, TrainingError
 
 # %% ../nbs/11_cli.ipynb #c005
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-data", help="check a dataset copy and report what is wrong", add_help=False,
                        description="Check a dataset copy (see `tauda check-data --help`).")
     c.add_argument("rest", nargs=argparse.REMAINDER)
+    q = sub.add_parser("pseudo-label", help="write pseudo-labels and confidence maps for the target training split", add_help=False,
+                       description="Write pseudo-labels of a checkpoint (see `tauda pseudo-label --help`).")
+    q.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 # %% ../nbs/11_cli.ipynb #c009
@@ -108,6 +112,7 @@ def main(argv=None):
     "Entry point of the `tauda` command."
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["check-data"]: sys.exit(check_data_main(argv[1:]))  # its own parser and exit codes (0 ok, 1 problems, 2 usage)
+    if argv[:1] == ["pseudo-label"]: sys.exit(pseudo_label_main(argv[1:]))  # its own parser (0 ok, 2 error)
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo": run_demo(args.out, args.seed, args.iterations)

@@ -10,7 +10,7 @@ def tauda(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "tauda.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["eval"], ["presets"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["eval"], ["presets"], ["check-data"], ["pseudo-label"]])
 def test_help_explains_every_command(command):
     result = tauda(*command, "--help")
     assert result.returncode == 0
@@ -66,3 +66,24 @@ def test_user_errors_are_one_clear_line(args, message, tmp_path):
     result = tauda(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_data_passes_a_good_copy_and_names_a_broken_file(tmp_path):
+    from tauda.data import write_fixture
+    write_fixture("gta5", tmp_path/"gta5", n=3)
+    good = tauda("check-data", "gta5", str(tmp_path/"gta5"))
+    assert good.returncode == 0, good.stdout + good.stderr
+    (tmp_path/"gta5/labels"/sorted(p.name for p in (tmp_path/"gta5/labels").iterdir())[1]).unlink()
+    bad = tauda("check-data", "gta5", str(tmp_path/"gta5"))
+    assert bad.returncode == 1 and "image_without_label" in bad.stdout
+
+
+def test_every_preset_resolves():
+    from tauda.config import PRESETS, get_preset
+    from tauda.labels import get_protocol
+    from tauda.models import MODELS
+    assert len(PRESETS) >= 21
+    for name in PRESETS:
+        cfg = get_preset(name)
+        assert cfg.model.name in MODELS and get_protocol(cfg.data.protocol)
+        assert (cfg.method.name in ("stage1", "stage2")) == ("init=" in PRESETS[name][1])
