@@ -216,9 +216,9 @@ def _mini_adapt(method: str, iterations: int, **fields):
     cfg.method = MethodConfig(name=method, **fields)
     return cfg
 
-@preset("mini-minent", "minicity, tiny net: MinEnt (source CE + entropy of target predictions), 600 iterations")
+@preset("mini-minent", "minicity, tiny net: MinEnt (source CE + entropy of target predictions), 400 iterations")
 def _mini_minent():
-    return _mini_adapt("minent", 600, lambda_ent=MINI_LAMBDA_ENT)
+    return _mini_adapt("minent", 400, lambda_ent=MINI_LAMBDA_ENT)
 
 @preset("mini-stage1", "minicity, tiny net: stage one (source CE + λ_u·UFL, adaptive thresholds), from a source checkpoint (--set init=…)")
 def _mini_stage1():
@@ -226,7 +226,7 @@ def _mini_stage1():
 
 @preset("mini-stage2", "minicity, tiny net: stage two (stage one + λ_mix·cross-domain image mixing), from a stage-one checkpoint (--set init=…)")
 def _mini_stage2():
-    return _mini_adapt("stage2", 300, lambda_u=MINI_LAMBDA_U, class_weights="source_freq")
+    return _mini_adapt("stage2", 200, lambda_u=MINI_LAMBDA_U, class_weights="source_freq")
 
 @preset("mini-oracle", "minicity, tiny net: trained on labelled target images (the upper bound), 600 iterations")
 def _mini_oracle():

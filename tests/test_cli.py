@@ -34,9 +34,12 @@ def test_demo_prints_tables_and_writes_a_run_directory(demo_run):
     out, result = demo_run
     assert "TARGET (camera, val)" in result.stdout and "SOURCE (simulator, held out)" in result.stdout
     assert "protocol minicity10" in result.stdout
+    rows = [line.split()[0] for line in result.stdout.splitlines() if line.split()[:1] in (["source"], ["minent"], ["stage1"], ["stage2"])]
+    assert rows == ["source", "minent", "stage1", "stage2"]*2  # one row per method, in both tables
     run = out/"source"
     for name in ("config.yaml", "log.jsonl", "eval.json", "checkpoints/last.pt"):
         assert (run/name).is_file(), name
+    assert (out/"predictions.png").is_file() and (out/"thresholds.png").is_file() and "predictions.png" in result.stdout
     results = json.loads((out/"results.json").read_text())
     report = results["reports"]["source"]
     assert set(report["target"]["per_class"]) == {"road", "sidewalk", "building", "pole", "traffic sign", "vegetation",
@@ -44,6 +47,8 @@ def test_demo_prints_tables_and_writes_a_run_directory(demo_run):
     assert 0 <= report["target"]["miou"] <= 100 and 0 <= report["source"]["miou"] <= 100
     log = [json.loads(line) for line in (run/"log.jsonl").read_text().splitlines()]
     assert log[-1]["iteration"] == 30 and all(l["loss"] > 0 for l in log)
+    stage2 = [json.loads(line) for line in (out/"stage2/log.jsonl").read_text().splitlines()]
+    assert all("mix" in l and "thresholds" in l for l in stage2)
 
 
 def test_eval_reproduces_the_training_evaluation(demo_run, tmp_path):
