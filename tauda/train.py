@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .cim import MIXERS, ClassImageIndex, mixed_loss
+from .cim import MIXERS, ClassImageIndex, NoMixing, mixed_loss
 from .config import Config, ConfigError, save_config, to_dict
 from .data import DataError, JointTransform, Seeded, SeededSampler, build_dataset, sample_seed
 from .labels import IGNORE, Protocol, get_protocol
@@ -216,6 +216,7 @@ class StageTwo(StageOne):
         self.teacher.eval().requires_grad_(False)
 
     def extra_images(self, xs, ys, xt, iteration):
+        if isinstance(self.mixer, NoMixing): return None                          # no teacher forward needed
         with torch.no_grad():
             probs = upsample(self.teacher(xt)[0], xt.shape[-2:]).softmax(1)       # [B, C, H, W]
         confidence, pseudo = probs.max(1)
