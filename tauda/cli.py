@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ConfigError, PRESETS, apply_overrides, get_preset, load_config
+import torch
+
+from .config import ConfigError, PRESETS, apply_overrides, from_dict, get_preset
 from .data import DataError, check_data_main
 from .metrics import format_table
 from .pseudo import pseudo_label_main
@@ -45,9 +47,8 @@ def run_demo(out="runs/demo", seed: int = 0, iterations: int = 0, progress: bool
 def write_demo_pictures(out: Path, trainers: dict, n: int = 4) -> list:
     "Save the predictions of every method on the same target images, and stage one's thresholds, as PNGs in `out`."
     import matplotlib
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
-    import torch
     first = next(iter(trainers.values()))
     images, labels = map(torch.stack, zip(*[first.target_eval[i] for i in range(n)]))
     rows = {"camera image": [im.permute(1, 2, 0) for im in images], "label": [first.protocol.colourise(l) for l in labels]}
@@ -120,11 +121,8 @@ def _train(args):
     print(f"run directory: {trainer.out.resolve()}")
 
 def _eval(args):
-    from tauda.metrics import miou_report
-    import torch
     path = Path(args.checkpoint)
     if not path.is_file(): raise CheckpointError(f"{path}: checkpoint not found")
-    from tauda.config import from_dict
     cfg = from_dict(torch.load(path, map_location="cpu", weights_only=False)["config"])
     if args.data_root: cfg.data_root = args.data_root
     out = Path(args.out) if args.out else path.parent.parent

@@ -8,17 +8,21 @@ __all__ = ['FOCAL_FACTORS', 'TUFL_MIDDLE', 'CLASS_WEIGHTS', 'THRESHOLD_RULES', '
            'FixedThreshold', 'Registry', 'EntropyTarget', 'UFLTarget', 'label_statistics', 'class_frequencies']
 
 # %% ../nbs/07_ufl.ipynb #c003
+import hashlib
 import importlib
 import inspect
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .entropy import entropy_loss
 from .labels import IGNORE, Protocol
+from .minicity import default_cache
 
 # %% ../nbs/07_ufl.ipynb #c007
 FOCAL_FACTORS = ("adaptive", "consistency")
@@ -198,7 +202,6 @@ class UFLTarget:
 
 # %% ../nbs/07_ufl.ipynb #c031
 def _fingerprint(paths) -> str:
-    import hashlib
     h = hashlib.sha1()
     for p in paths:
         st = p.stat()
@@ -206,8 +209,6 @@ def _fingerprint(paths) -> str:
     return h.hexdigest()[:16]
 
 def _cache_file(dataset, name: str):
-    from pathlib import Path
-    from tauda.minicity import default_cache
     key = _fingerprint(dataset.labels)
     beside = Path(dataset.labels[0]).parent.parent/".tauda-cache"
     for folder in (beside, default_cache()/"label-stats"):
@@ -220,7 +221,6 @@ def _cache_file(dataset, name: str):
 
 def label_statistics(dataset, progress: bool = False) -> np.ndarray:
     "Pixel count of each class in each label of `dataset`: `[N, C]` int64 (cached)."
-    from tqdm.auto import tqdm
     path = _cache_file(dataset, "class-pixels")
     if path.is_file(): return np.load(path)
     C = dataset.protocol.num_classes
