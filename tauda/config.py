@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'MINI_LAMBDA_ENT', 'MINI_LAMBDA_U', 'BENCHMARKS', 'RECIPES', 'PAPER_METHODS', 'DataConfig', 'ModelConfig',
-           'OptimConfig', 'ScheduleConfig', 'MethodConfig', 'Config', 'ConfigError', 'set_key', 'apply_overrides',
-           'to_dict', 'from_dict', 'save_config', 'load_config', 'preset', 'get_preset', 'mini_data', 'paper_preset']
+           'OptimConfig', 'ScheduleConfig', 'LogConfig', 'MethodConfig', 'Config', 'ConfigError', 'set_key',
+           'apply_overrides', 'to_dict', 'from_dict', 'save_config', 'load_config', 'preset', 'get_preset', 'mini_data',
+           'paper_preset']
 
 # %% ../nbs/09_config.ipynb #c003
 import difflib
@@ -63,6 +64,14 @@ class ScheduleConfig:
     eval_batch_size: int = 1
 
 @dataclass
+class LogConfig:
+    "What a run reports while it trains (rank 0 only)."
+    tensorboard: bool = True        # TensorBoard events in RUN/tensorboard when tensorboard is installed
+    images_every: int = 1000        # TensorBoard panel of target images, predictions and entropy maps (0: never)
+    eval_every: int = 0             # evaluate on `eval_split` every N iterations, for monitoring only (0: never)
+    eval_split: str = ""            # split of the periodic evaluation; "" = data.eval_split (nothing is selected on it)
+
+@dataclass
 class MethodConfig:
     "What is trained; fields a method does not use are ignored by it."
     name: str = "source"            # source | minent | stage1 | stage2 (source with data.source=cityscapes: the target oracle)
@@ -94,8 +103,11 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     views: StrongView = field(default_factory=StrongView)
+    log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0
-    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    device: str = "auto"            # auto | cpu | cuda | cuda:N (under torchrun: each rank's own GPU)
+    amp: str = "auto"               # auto (fp16 on CUDA, off on CPU) | off | fp16 | bf16
+    channels_last: str = "auto"     # auto (on for CUDA) | on | off
     data_root: str = ""             # folder holding one sub-folder per dataset (gta5/, cityscapes/, …)
     init: str = ""                  # checkpoint to initialise the model from (stage1: a source checkpoint)
     imports: str = ""               # comma-separated modules imported before training (user registrations)
@@ -208,7 +220,8 @@ def mini_data(**kw) -> DataConfig:
 @preset("mini-source", "minicity, tiny net: source only (simulator labels), 600 iterations")
 def _mini_source():
     return Config(data=mini_data(), optim=OptimConfig(lr=0.01, head_lr_mult=1.0, weight_decay=1e-4),
-                  schedule=ScheduleConfig(iterations=600, log_every=20, checkpoint_every=200, eval_batch_size=64))
+                  schedule=ScheduleConfig(iterations=600, log_every=20, checkpoint_every=200, eval_batch_size=64),
+                  log=LogConfig(images_every=200))
 
 def _mini_adapt(method: str, iterations: int, **fields):
     cfg = _mini_source()

@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['METHODS', 'dataset_root', 'train_stream', 'upsample', 'over_heads', 'supervised_loss', 'register_method', 'Method',
            'SourceOnly', 'build_method', 'TargetAdaptation', 'MinEnt', 'StageOne', 'StageTwo', 'evaluate',
-           'save_atomic', 'rng_state', 'set_rng_state', 'seed_everything', 'resolve_device', 'CheckpointError',
-           'load_model_weights', 'TrainingError', 'import_user_modules', 'Trainer']
+           'save_atomic', 'rng_state', 'set_rng_state', 'seed_everything', 'CheckpointError', 'load_model_weights',
+           'import_user_modules', 'Trainer']
 
 # %% ../nbs/10_train.ipynb #c003
+import contextlib
 import copy
 import importlib
 import json
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
+from torch.profiler import record_function
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -31,6 +32,9 @@ from .labels import IGNORE, Protocol, get_protocol
 from .metrics import ConfusionMatrix, format_table, miou_report
 from .minicity import ensure_minicity
 from .models import build_model, param_groups
+from .runtime import (TrainingError, autocast, autocast_dtype, barrier, check_same_on_all_ranks, grad_scaler, log_images,
+                           log_scalars, main_process_first, out_of_memory_advice, rank_and_world, resolve_device, setup_distributed,
+                           tensorboard_writer, unwrap, use_channels_last, wrap_distributed)
 from .ufl import TARGET_LOSSES, THRESHOLD_RULES, class_frequencies, class_weights, label_statistics
 from .views import strong_view, warp_with_validity
 
@@ -62,7 +66,7 @@ def over_heads(heads: list, weights, loss_fn, size) -> torch.Tensor:
 
 def supervised_loss(model, heads, labels, class_weights=None) -> torch.Tensor:
     "Cross-entropy of every head against `labels` (255 ignored)."
-    return over_heads(heads, model.head_weights, lambda z: F.cross_entropy(z, labels, weight=class_weights, ignore_index=IGNORE),
+    return over_heads(heads, unwrap(model).head_weights, lambda z: F.cross_entropy(z, labels, weight=class_weights, ignore_index=IGNORE),
                       labels.shape[-2:])
 
 # %% ../nbs/10_train.ipynb #c011
@@ -113,9 +117,6 @@ def build_method(cfg: Config, protocol: Protocol, device, source_dataset=None, p
         raise ConfigError(f"method {cfg.method.name!r}: {e}") from e
 
 # %% ../nbs/10_train.ipynb #c013
-def _rank_and_world() -> tuple:
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
-
 class TargetAdaptation(Method):
     "Source cross-entropy plus λ × a registered target loss on unlabelled target images."
     needs_target = True
@@ -132,29 +133,31 @@ class TargetAdaptation(Method):
         self.stats = {"target_skipped": 0}
 
     def strong_seeds(self, iteration: int, batch: int) -> list:
-        rank, _ = _rank_and_world()
+        rank, _ = rank_and_world()
         return [sample_seed(self.cfg.seed, 2, iteration, rank*batch + k) for k in range(batch)]
 
     def losses(self, model, source, target=None, iteration=0):
         (xs, ys), xt = source, target[0]
         ns, nt = len(xs), len(xt)
         uses_strong = self.rule is not None
-        if uses_strong: strong, theta = strong_view(xt, self.strong_seeds(iteration, nt), self.cfg.views)
+        if uses_strong:
+            with record_function("tauda.strong_view"): strong, theta = strong_view(xt, self.strong_seeds(iteration, nt), self.cfg.views)
         extra = self.extra_images(xs, ys, xt, iteration)
         images = [xs, xt] + ([strong] if uses_strong else []) + ([extra] if extra is not None else [])
         heads = model(torch.cat(images))                                               # one forward pass
         size = ys.shape[-2:]
         terms = {"source_ce": supervised_loss(model, [h[:ns] for h in heads], ys, self.class_weights)}
-        head_weights = self.cfg.method.target_head_weights or model.head_weights
+        head_weights = self.cfg.method.target_head_weights or unwrap(model).head_weights
         target_terms = []
         for i, (h, w) in enumerate(zip(heads, head_weights)):
             weak = upsample(h[ns:ns + nt], size)                                      # [B, C, h, w]
             if not uses_strong:
-                target_terms.append(w*self.target(weak))
+                with record_function("tauda.target_loss"): target_terms.append(w*self.target(weak))
                 continue
-            weak, valid = warp_with_validity(weak, theta)
-            if i == 0: mask = self._update_mask(weak, valid)
-            loss = self.target(weak, upsample(h[ns + nt:2*nt + ns], size), mask)
+            with record_function("tauda.warp"): weak, valid = warp_with_validity(weak, theta)
+            if i == 0:
+                with record_function("tauda.threshold"): mask = self._update_mask(weak, valid)
+            with record_function("tauda.target_loss"): loss = self.target(weak, upsample(h[ns + nt:2*nt + ns], size), mask)
             if loss is not None: target_terms.append(w*loss)
         if target_terms: terms["target"] = self.weight*sum(target_terms)
         else: self.stats["target_skipped"] += 1
@@ -168,7 +171,7 @@ class TargetAdaptation(Method):
     def _update_mask(self, weak_logits, valid):
         probs = weak_logits.detach().softmax(1)
         mask = self.rule.update(probs, valid if self.cfg.method.mask_invalid else None)
-        self.stats["mask_pass_ratio"] = mask.float().mean().item()
+        self.stats["mask_pass_ratio"] = mask.float().mean()   # a tensor: read at logging time only (no sync per step)
         return mask
 
     def state_dict(self): return {"thresholds": self.rule.state_dict()} if self.rule else {}
@@ -176,7 +179,7 @@ class TargetAdaptation(Method):
         if self.rule and "thresholds" in state: self.rule.load_state_dict(state["thresholds"])
 
     def log_values(self):
-        values = dict(self.stats)
+        values = {k: float(v) for k, v in self.stats.items()}
         if self.rule is not None: values["thresholds"] = [round(t, 5) for t in self.rule.thresholds.tolist()]
         return values
 
@@ -217,15 +220,15 @@ class StageTwo(StageOne):
 
     def extra_images(self, xs, ys, xt, iteration):
         if isinstance(self.mixer, NoMixing): return None                          # no teacher forward needed
-        with torch.no_grad():
+        with torch.no_grad(), record_function("tauda.teacher"):
             probs = upsample(self.teacher(xt)[0], xt.shape[-2:]).softmax(1)       # [B, C, H, W]
         confidence, pseudo = probs.max(1)
-        rank, _ = _rank_and_world()
+        rank, _ = rank_and_world()
         seeds = [sample_seed(self.cfg.seed, 3, iteration, rank*len(xs) + k) for k in range(len(xs))]
         thresholds = self.rule.thresholds if self.rule is not None else torch.full((self.protocol.num_classes,), self.cfg.method.tau0)
-        self.mixed = self.mixer(xs, ys, xt, pseudo, confidence, thresholds, seeds)
+        with record_function("tauda.mix"): self.mixed = self.mixer(xs, ys, xt, pseudo, confidence, thresholds, seeds)
         if self.mixed is None: return None
-        self.stats["pasted_ratio"] = self.mixed.pasted.float().mean().item()
+        self.stats["pasted_ratio"] = self.mixed.pasted.float().mean()
         return self.mixed.images
 
     def extra_losses(self, model, heads):
@@ -269,10 +272,6 @@ def set_rng_state(state: dict):
 def seed_everything(seed: int):
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
 class CheckpointError(ValueError):
     "A checkpoint is missing or does not fit the model it is loaded into."
 
@@ -294,9 +293,6 @@ def load_model_weights(model, path) -> dict:
     return ckpt
 
 # %% ../nbs/10_train.ipynb #c021
-class TrainingError(RuntimeError):
-    "Training cannot continue (for example a non-finite loss)."
-
 def import_user_modules(names: str):
     "Import the comma-separated modules in `names` (they register their own losses, rules or methods)."
     for name in filter(None, (n.strip() for n in names.split(","))):
@@ -304,27 +300,40 @@ def import_user_modules(names: str):
         except ImportError as e: raise ConfigError(f"cannot import {name!r} (from `imports`/--import): {e}") from e
 
 class Trainer:
-    "Trains `cfg.method` on `cfg.data` and writes a run directory at `out`."
+    "Trains `cfg.method` on `cfg.data` and writes a run directory at `out` (rank 0 writes; every rank trains)."
     def __init__(self, cfg: Config, out, resume: bool = False, progress: bool = True):
-        self.cfg, self.out, self.progress = cfg, Path(out), progress
-        self.device = resolve_device(cfg.device)
+        self.cfg, self.out = cfg, Path(out)
+        self.device = setup_distributed(cfg.device)
+        self.rank, self.world = rank_and_world()
+        self.progress = progress and self.rank == 0
+        self.amp = autocast_dtype(cfg.amp, self.device)
+        self.channels_last = use_channels_last(cfg.channels_last, self.device)
         seed_everything(cfg.seed)
-        if cfg.data.minicity and not cfg.data_root: cfg.data_root = str(ensure_minicity(progress=progress))
+        if cfg.data.minicity and not cfg.data_root: cfg.data_root = str(main_process_first(lambda: ensure_minicity(progress=self.progress)))
         import_user_modules(cfg.imports)
         self.protocol = get_protocol(cfg.data.protocol)
-        options = {k: v for k, v in vars(cfg.model).items() if k != "name"}
-        self.model = build_model(cfg.model.name, self.protocol.num_classes, **options).to(self.device)
-        self._build_data()
+        resuming = resume and self.last_checkpoint.is_file()
+        self.model = main_process_first(lambda: self._build_model(skip_weights=resuming or bool(cfg.init)))
+        main_process_first(self._build_data)
         self.optimizer = torch.optim.SGD(param_groups(self.model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.head_lr_mult),
                                          lr=cfg.optim.lr, momentum=cfg.optim.momentum)
+        self.scaler = grad_scaler(self.amp, self.device)
         self.iteration = 0
         if self.method.needs_init and not cfg.init:
             raise ConfigError(f"method {cfg.method.name!r} starts from {self.method.needs_init}: --set init=CHECKPOINT")
-        if resume and self.last_checkpoint.is_file(): self.load(self.last_checkpoint)
+        if resuming: self.load(self.last_checkpoint)
         elif cfg.init: self.initialise(cfg.init)
         self.method.on_start(self.model)
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.out/"config.yaml")
+        self.net = wrap_distributed(self.model, self.device)  # what the step runs: the model, or its DDP wrapper
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out/"config.yaml")
+
+    def _build_model(self, skip_weights: bool):
+        options = {k: v for k, v in vars(self.cfg.model).items() if k != "name"}
+        if skip_weights: options["weights"] = ""  # the checkpoint's weights replace them anyway: no download
+        model = build_model(self.cfg.model.name, self.protocol.num_classes, **options).to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     def _build_data(self):
         d = self.cfg.data
@@ -348,58 +357,104 @@ class Trainer:
     def lr_factor(self, iteration: int) -> float:
         return (1 - iteration/self.cfg.schedule.iterations)**self.cfg.optim.poly_power
 
+    def _to_device(self, batch):
+        images, *rest = [t.to(self.device, non_blocking=True) for t in batch]
+        if self.channels_last: images = images.contiguous(memory_format=torch.channels_last)
+        return [images, *rest]
+
     def train_step(self, source, target=None) -> dict:
-        "One optimisation step; returns the loss terms as floats."
-        self.model.train()
+        "One optimisation step; returns the loss terms and the learning rate (tensors are read only when logged)."
+        self.net.train()
         factor = self.lr_factor(self.iteration)
         for g in self.optimizer.param_groups: g["lr"] = g["initial_lr"]*factor
-        source = [t.to(self.device, non_blocking=True) for t in source]
-        target = None if target is None else [t.to(self.device, non_blocking=True) for t in target]
-        terms = self.method.losses(self.model, source, target, self.iteration)
-        total = sum(terms.values())
-        for name, value in terms.items():
-            if not torch.isfinite(value): raise TrainingError(f"non-finite loss term {name!r} ({value.item()}) at iteration {self.iteration}")
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        source = self._to_device(source)
+        target = None if target is None else self._to_device(target)
+        try:
+            with autocast(self.amp, self.device):
+                terms = self.method.losses(self.net, source, target, self.iteration)
+            total = sum(terms.values())
+            self._check_finite(total, terms)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        except torch.OutOfMemoryError as e: raise TrainingError(out_of_memory_advice(self.cfg, self.iteration)) from e
         self.iteration += 1
-        return {"loss": total.item(), **{k: v.item() for k, v in terms.items()}, "lr": self.optimizer.param_groups[0]["lr"]}
+        return {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}, "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def _check_finite(self, total, terms):
+        "Stop (on every rank) before a non-finite loss reaches the weights; name the step and the term."
+        finite = torch.isfinite(total.detach()).float()
+        if self.world > 1: torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        if finite.item() == 1: return
+        bad = [f"{k}={v.item()}" for k, v in terms.items() if not torch.isfinite(v)] or ["on another rank"]
+        raise TrainingError(f"non-finite loss at iteration {self.iteration}: {', '.join(bad)}; "
+                            f"the last good checkpoint is {self.last_checkpoint} (lower the learning rate or check the inputs)")
 
     def fit(self) -> dict:
-        "Train to `schedule.iterations` (from the current iteration), then evaluate; returns the evaluation."
-        s = self.cfg.schedule
+        "Train to `schedule.iterations` (from the current iteration), then evaluate on rank 0; returns the evaluation."
+        s, lg = self.cfg.schedule, self.cfg.log
         sources = train_stream(self.source_train, self.cfg, 0, self.iteration)
         targets = train_stream(self.target_train, self.cfg, 1, self.iteration) if self.target_train is not None else None
+        writer = tensorboard_writer(self.out, lg.tensorboard)
+        panel = torch.stack([self.target_eval[i][0] for i in range(min(4, len(self.target_eval)))]).to(self.device) \
+            if writer is not None and lg.images_every else None
         bar = tqdm(total=s.iterations, initial=self.iteration, desc=f"{self.cfg.method.name}", disable=not self.progress)
         start, done = time.time(), 0
-        with open(self.out/"log.jsonl", "a") as log:
+        with open(self.out/"log.jsonl", "a") if self.rank == 0 else contextlib.nullcontext() as log:
             while self.iteration < s.iterations:
                 values = self.train_step(next(sources), next(targets) if targets is not None else None)
                 done += 1
                 bar.update(1)
                 if self.iteration % s.log_every == 0 or self.iteration == s.iterations:
+                    values = {k: float(v) for k, v in values.items()}
                     values.update(self.method.log_values(), iteration=self.iteration,
-                                  images_per_s=done*self.cfg.data.batch_size/(time.time() - start))
-                    log.write(json.dumps(values) + "\n"); log.flush()
+                                  images_per_s=done*self.cfg.data.batch_size*self.world/(time.time() - start))
+                    self._log(log, writer, values)
                     bar.set_postfix(loss=f"{values['loss']:.3f}")
+                if panel is not None and self.iteration % lg.images_every == 0: log_images(writer, self.model, panel, self.protocol, self.iteration)
+                if lg.eval_every and self.iteration % lg.eval_every == 0 and self.iteration < s.iterations: self.monitor(log, writer)
                 if self.iteration % s.checkpoint_every == 0 and self.iteration < s.iterations:
-                    self.save(self.out/"checkpoints"/f"iter_{self.iteration:06d}.pt")
-                    self.save(self.last_checkpoint)
+                    self.save(self.out/"checkpoints"/f"iter_{self.iteration:06d}.pt", self.last_checkpoint)
         bar.close()
         self.save(self.last_checkpoint)
-        return self.evaluate_and_report()
+        report = self.evaluate_and_report() if self.rank == 0 else {}
+        if writer is not None: writer.close()
+        barrier()
+        return report
+
+    def _log(self, log, writer, values: dict):
+        if log is None: return
+        log.write(json.dumps(values) + "\n"); log.flush()
+        log_scalars(writer, values, self.iteration)
+
+    def monitor(self, log, writer):
+        "Evaluate on `log.eval_split` for the record (rank 0; nothing is selected on it)."
+        if self.rank == 0:
+            d, split = self.cfg.data, self.cfg.log.eval_split or self.cfg.data.eval_split
+            dataset = build_dataset(d.target, dataset_root(self.cfg, "target"), split, self.protocol, d.target_size, resize_labels=False)
+            cm = evaluate(self.model, dataset, self.protocol.num_classes, self.device, self.cfg.schedule.eval_batch_size, desc=f"eval {split}")
+            self._log(log, writer, {"iteration": self.iteration, f"eval_{split}_miou": miou_report(cm, self.protocol)["miou"]})
+        barrier()
 
     def state_dict(self) -> dict:
-        return dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(), method=self.method.state_dict(),
-                    iteration=self.iteration, config=to_dict(self.cfg), rng=rng_state(), model_name=self.cfg.model.name,
-                    protocol=self.protocol.name)
+        return dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(), scaler=self.scaler.state_dict(),
+                    method=self.method.state_dict(), iteration=self.iteration, config=to_dict(self.cfg), rng=rng_state(),
+                    model_name=self.cfg.model.name, protocol=self.protocol.name, world_size=self.world)
 
-    def save(self, path): save_atomic(self.state_dict(), path)
+    def save(self, *paths):
+        "Write a checkpoint to each of `paths` (rank 0), after checking that every rank holds the same method state."
+        state = self.state_dict()
+        for t in _tensors(state["method"]): check_same_on_all_ranks(t, "the method's state (adaptive thresholds)")
+        if self.rank == 0:
+            for path in paths: save_atomic(state, path)
+        barrier()
 
     def load(self, path):
-        "Resume from a checkpoint of this run: weights, optimiser, method state, iteration and RNG."
+        "Resume from a checkpoint of this run: weights, optimiser, scaler, method state, iteration and RNG."
         ckpt = load_model_weights(self.model, path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if "scaler" in ckpt: self.scaler.load_state_dict(ckpt["scaler"])
         self.method.load_state_dict(ckpt["method"])
         self.iteration = ckpt["iteration"]
         set_rng_state(ckpt["rng"])
@@ -415,6 +470,7 @@ class Trainer:
             cm = evaluate(self.model, source_eval, self.protocol.num_classes, self.device, self.cfg.schedule.eval_batch_size,
                           self.progress, desc="eval source")
             report["source"] = miou_report(cm, self.protocol)
+        self.out.mkdir(parents=True, exist_ok=True)
         (self.out/"eval.json").write_text(json.dumps(report, indent=1))
         return report
 
@@ -424,3 +480,8 @@ class Trainer:
         root = dataset_root(self.cfg, "source")
         if d.source != "gta5" or not (root/"val.txt").is_file(): return None
         return build_dataset("gta5", root, "val", self.protocol, d.source_size, resize_labels=False)
+
+def _tensors(state) -> list:
+    "Every tensor in a nested dict of state."
+    if isinstance(state, torch.Tensor): return [state]
+    return [t for v in state.values() for t in _tensors(v)] if isinstance(state, dict) else []
