@@ -2,6 +2,7 @@
 # tauda's two entry points for a fresh clone. Each sets up .venv once (reused afterwards), then:
 #   bash run.sh demo   # trains source-only and the adaptation methods on the embedded mini benchmark
 #   bash run.sh test   # nbdev sync checks, then pytest over tests/ and every notebook
+#   bash run.sh html   # offline HTML pages of the chapters in _html/
 # Extra arguments go to `tauda demo` or to pytest. PYTHON picks the interpreter (default: python3).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -54,8 +55,35 @@ case "${1:-}" in
     fi
     python -m pytest "$@"
     ;;
+  html)
+    # Offline HTML of the chapters as stored (outputs included, nothing executed): one page per notebook of nbs/ and
+    # nbs/assignments/, links between chapters pointing at the pages; index.html lists them in reading order.
+    # bash run.sh html [--out DIR] [NOTEBOOK ...]   (default: _html/ and every chapter; NOTEBOOK relative to nbs/)
+    shift
+    [ -x "$VENV/bin/jupyter-nbconvert" ] || setup
+    out=_html
+    if [ "${1:-}" = "--out" ]; then out=$2; shift 2; fi
+    if [ $# -eq 0 ]; then
+      set -- $(cd nbs && ls *.ipynb assignments/*.ipynb 2>/dev/null)
+    fi
+    for dir in $(for nb in "$@"; do dirname "$nb"; done | sort -u); do   # one nbconvert per folder
+      pages=()
+      for nb in "$@"; do [ "$(dirname "$nb")" = "$dir" ] && pages+=("nbs/$nb"); done
+      "$VENV/bin/jupyter-nbconvert" --to html --log-level=ERROR --output-dir "$out/$dir" "${pages[@]}"
+    done
+    # links to other chapters (NAME.ipynb, NAME.ipynb#anchor) point at their pages
+    "$VENV/bin/python" - "$out" "$@" <<'PY'
+import re, sys
+from pathlib import Path
+out, notebooks = Path(sys.argv[1]), sys.argv[2:]
+for nb in notebooks:
+    page = out/Path(nb).with_suffix(".html")
+    page.write_text(re.sub(r'href="(?!https?:)([^"#]*?)\.ipynb(#[^"]*)?"', r'href="\1.html\2"', page.read_text()))
+print(f"wrote {len(notebooks)} pages to {out}/ (start at {out}/index.html)")
+PY
+    ;;
   *)
-    echo "usage: bash run.sh demo [tauda demo options] | bash run.sh test [pytest options]" >&2
+    echo "usage: bash run.sh demo [tauda demo options] | bash run.sh test [pytest options] | bash run.sh html [--out DIR] [NOTEBOOK ...]" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,71 @@
+"""`bash run.sh html` renders every chapter (nbs/*.ipynb, nbs/assignments/*.ipynb) to one offline HTML page, with no
+network access: every Python process it starts runs with sockets to anything but localhost refused and recorded."""
+import html
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted(p.relative_to(ROOT/"nbs") for p in [*(ROOT/"nbs").glob("*.ipynb"), *(ROOT/"nbs"/"assignments").glob("*.ipynb")])
+
+OFFLINE = '''
+import os, socket
+_LOG, _LOCAL = os.environ["TAUDA_OFFLINE_LOG"], {None, "localhost", "127.0.0.1", "::1", b"localhost"}
+with open(_LOG + ".started", "a") as f: f.write(f"{os.getpid()}\\n")
+def _check(host):
+    if host not in _LOCAL:
+        with open(_LOG, "a") as f: f.write(f"{host}\\n")
+        raise OSError(f"network access refused by the offline test: {host}")
+_connect, _connect_ex, _getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+def connect(self, address):
+    if isinstance(address, tuple): _check(address[0])
+    return _connect(self, address)
+def connect_ex(self, address):
+    if isinstance(address, tuple): _check(address[0])
+    return _connect_ex(self, address)
+def getaddrinfo(host, *args, **kwargs):
+    _check(host)
+    return _getaddrinfo(host, *args, **kwargs)
+socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+'''
+
+
+def title(notebook: Path) -> str:
+    "The chapter's H1 title (its first markdown line starting with '# ')."
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("# "): return line[2:].strip()
+    raise AssertionError(f"{notebook} has no title")
+
+
+def test_html_pages_of_every_chapter_offline(tmp_path):
+    (tmp_path/"offline").mkdir()
+    (tmp_path/"offline"/"sitecustomize.py").write_text(OFFLINE)
+    log = tmp_path/"network.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path/"offline"), os.environ.get("PYTHONPATH")])),
+           "TAUDA_OFFLINE_LOG": str(log)}
+    site = tmp_path/"site"
+    result = subprocess.run(["bash", str(ROOT/"run.sh"), "html", "--out", str(site)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert Path(f"{log}.started").is_file()                                  # the network guard was in place
+    assert not log.exists(), f"network access attempted: {log.read_text()}"
+    pages = sorted(p.relative_to(site) for p in site.rglob("*.html"))
+    assert pages == [c.with_suffix(".html") for c in CHAPTERS]               # one page per chapter, nothing else
+    assert len(CHAPTERS) >= 12 and any(c.parent.name == "assignments" for c in CHAPTERS)
+    for chapter in CHAPTERS:
+        page = (site/chapter.with_suffix(".html")).read_text()
+        text = html.unescape(re.sub(r"<[^>]+>", "", page))
+        assert re.sub(r"[`*]", "", title(ROOT/"nbs"/chapter)) in text, chapter
+        local = [h for h in re.findall(r'href="([^"]+)"', page) if not h.startswith(("http:", "https:", "#", "mailto:"))]
+        assert not [h for h in local if ".ipynb" in h], f"{chapter}: links to notebooks left: {local}"
+        for link in local:                    # links to chapters resolve to their pages (a chapter still being written: no page yet)
+            target = (site/chapter).parent/link.split("#")[0]
+            source = (ROOT/"nbs"/chapter).parent/Path(link.split("#")[0]).with_suffix(".ipynb")
+            assert target.is_file() or (target.suffix == ".html" and not source.exists()), f"{chapter}: broken link {link}"
+    index = (site/"index.html").read_text()
+    assert "data:image/png;base64" in index                                   # figures are embedded: the pages stand alone
+    linked = set(re.findall(r'href="([^"#:]+\.html)', index))
+    assert linked >= {str(c.with_suffix(".html")) for c in CHAPTERS if c.name != "index.ipynb"}, "index.html misses chapters"
