@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, PRESETS, apply_overrides, from_dict, get_preset
+from .config import ConfigError, PRESETS, apply_overrides, get_preset
 from .data import DataError, check_data_main
 from .labels import get_protocol
 from .metrics import format_table
-from .pseudo import pseudo_label_main
+from .pseudo import load_for_inference, pseudo_label_main
 from .runtime import TrainingError
-from .train import CheckpointError, Trainer
+from .train import CheckpointError, Trainer, evaluation_report
 
 # %% ../nbs/11_cli.ipynb #c005
 DEMO_METHODS = ("source", "minent", "stage1", "stage2")
@@ -142,14 +142,13 @@ def _train(args):
 
 def _eval(args):
     path = Path(args.checkpoint)
-    if not path.is_file(): raise CheckpointError(f"{path}: checkpoint not found")
-    cfg = from_dict(torch.load(path, map_location="cpu", weights_only=False)["config"])
+    model, cfg, iteration = load_for_inference(path)
     if args.data_root: cfg.data_root = args.data_root
     out = Path(args.out) if args.out else path.parent.parent
-    cfg.init = str(path)
-    trainer = Trainer(cfg, out, progress=True)
-    report = trainer.evaluate_and_report()
-    print(format_table({cfg.method.name: report["target"]}, trainer.protocol))
+    report = {**evaluation_report(model, cfg, next(model.parameters()).device, progress=True), "iteration": iteration, "checkpoint": str(path)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out/"eval.json").write_text(json.dumps(report, indent=1))
+    print(format_table({cfg.method.name: report["target"]}, get_protocol(cfg.data.protocol)))
     print(f"wrote {out/'eval.json'}")
 
 PIPELINE_STAGES = ("source", "stage1", "stage2")

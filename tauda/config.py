@@ -149,7 +149,9 @@ def set_key(cfg, key: str, value):
     *parents, leaf = key.split(".")
     node = cfg
     for p in parents: node = getattr(node, p)
-    if isinstance(value, str):
+    if isinstance(value, str) and isinstance(getattr(node, leaf), str) and not value.strip()[:1] in ("'", '"'):
+        value = value.strip()  # a string field takes the text as written (YAML would read `on` or `no` as booleans)
+    elif isinstance(value, str):
         try: value = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError as e: raise ConfigError(f"{key}: cannot parse {value!r} ({e})") from e
     setattr(node, leaf, _convert(key, value, getattr(node, leaf)))

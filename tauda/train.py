@@ -6,7 +6,7 @@
 __all__ = ['METHODS', 'dataset_root', 'train_stream', 'upsample', 'over_heads', 'supervised_loss', 'register_method', 'Method',
            'SourceOnly', 'build_method', 'TargetAdaptation', 'MinEnt', 'StageOne', 'StageTwo', 'evaluate',
            'save_atomic', 'rng_state', 'set_rng_state', 'seed_everything', 'CheckpointError', 'load_model_weights',
-           'import_user_modules', 'Trainer']
+           'import_user_modules', 'Trainer', 'source_eval_dataset', 'evaluation_report']
 
 # %% ../nbs/10_train.ipynb #c003
 import contextlib
@@ -47,10 +47,11 @@ def dataset_root(cfg: Config, which: str) -> Path:
     return Path(cfg.data_root)/layout
 
 # %% ../nbs/10_train.ipynb #c007
-def train_stream(dataset, cfg: Config, stream: int, start_iter: int):
-    "An iterator of `(images [B, 3, h, w], labels [B, h, w])` training batches, from iteration `start_iter` on."
+def train_stream(dataset, cfg: Config, stream: int, start_iter: int, rank: int | None = None, world_size: int = 1):
+    "This rank's `(images [B, 3, h, w], labels [B, h, w])` share of each global batch, from iteration `start_iter` on."
+    if rank is None: rank, world_size = rank_and_world()
     transform = JointTransform(cfg.data.crop, cfg.data.scales, cfg.data.flip)
-    sampler = SeededSampler(len(dataset), cfg.data.batch_size, sample_seed(cfg.seed, stream), start_iter)
+    sampler = SeededSampler(len(dataset), cfg.data.batch_size, sample_seed(cfg.seed, stream), start_iter, rank, world_size)
     loader = DataLoader(Seeded(dataset, transform), batch_size=cfg.data.batch_size, sampler=sampler,
                         num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0)
     return iter(loader)
@@ -460,26 +461,32 @@ class Trainer:
         set_rng_state(ckpt["rng"])
 
     def evaluate_and_report(self) -> dict:
-        "Evaluate on the target test split (and held-out source images if configured); write `eval.json`."
-        cm = evaluate(self.model, self.target_eval, self.protocol.num_classes, self.device, self.cfg.schedule.eval_batch_size,
-                      self.progress, desc="eval target")
-        report = {"target": miou_report(cm, self.protocol), "iteration": self.iteration, "seed": self.cfg.seed,
-                  "method": self.cfg.method.name}
-        source_eval = self.source_eval()
-        if source_eval is not None:
-            cm = evaluate(self.model, source_eval, self.protocol.num_classes, self.device, self.cfg.schedule.eval_batch_size,
-                          self.progress, desc="eval source")
-            report["source"] = miou_report(cm, self.protocol)
+        "Evaluate on the target test split (and held-out source images if there are any); write `eval.json`."
+        report = evaluation_report(self.model, self.cfg, self.device, self.progress, self.target_eval)
+        report["iteration"] = self.iteration
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out/"eval.json").write_text(json.dumps(report, indent=1))
         return report
 
-    def source_eval(self):
-        "Held-out source images (`<source root>/val.txt` in the GTA5 layout), if there are any."
-        d = self.cfg.data
-        root = dataset_root(self.cfg, "source")
-        if d.source != "gta5" or not (root/"val.txt").is_file(): return None
-        return build_dataset("gta5", root, "val", self.protocol, d.source_size, resize_labels=False)
+def source_eval_dataset(cfg: Config, protocol: Protocol):
+    "Held-out source images (`<source root>/val.txt` in the GTA5 layout), if there are any."
+    d = cfg.data
+    root = dataset_root(cfg, "source")
+    if d.source != "gta5" or not (root/"val.txt").is_file(): return None
+    return build_dataset("gta5", root, "val", protocol, d.source_size, resize_labels=False)
+
+def evaluation_report(model, cfg: Config, device, progress: bool = False, target_eval=None) -> dict:
+    "Per-class IoU of `model` on the target test split (`target`) and on held-out source images (`source`, if any)."
+    d, protocol = cfg.data, get_protocol(cfg.data.protocol)
+    if target_eval is None:
+        target_eval = build_dataset(d.target, dataset_root(cfg, "target"), d.eval_split, protocol, d.target_size, resize_labels=False)
+    splits = {"target": target_eval, "source": source_eval_dataset(cfg, protocol)}
+    report = {"seed": cfg.seed, "method": cfg.method.name}
+    for name, dataset in splits.items():
+        if dataset is None: continue
+        cm = evaluate(model, dataset, protocol.num_classes, device, cfg.schedule.eval_batch_size, progress, desc=f"eval {name}")
+        report[name] = miou_report(cm, protocol)
+    return report
 
 def _tensors(state) -> list:
     "Every tensor in a nested dict of state."
