@@ -60,7 +60,7 @@ class ClassImageIndex:
 # %% ../nbs/08_cim.ipynb #c011
 def paste_probabilities(thresholds: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
     "`softmax(1/θ)` over the available classes (0 elsewhere), `[C]`."
-    logits = torch.where(available, 1/thresholds.double(), torch.tensor(-math.inf, dtype=torch.float64))
+    logits = torch.where(available, 1/thresholds.double().clamp_min(1e-6), torch.tensor(-math.inf, dtype=torch.float64))  # θ = 0: no inf
     return torch.softmax(logits, 0)
 
 def sample_paste_classes(thresholds, available, k: int, g: torch.Generator) -> torch.Tensor:
