@@ -9,6 +9,7 @@ checks that both evaluations give the same mIoU.
 """
 import argparse
 import copy
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +63,7 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dir", help="where to write the files (default: a temporary folder)")
+    parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     root = Path(args.dir or tempfile.mkdtemp(prefix="bench_eval_"))
     preds, gts = write_pairs(root, args.n)
@@ -76,6 +78,11 @@ def main(argv=None):
     for name, t in (("PNG decoding only (floor)", t_floor), ("tauda evaluate_label_pngs", t_tauda), ("cityscapesscripts", t_cs)):
         print(f"{name:<28}{t:9.2f}{1000*t/args.n:10.1f}{t/t_floor:9.2f}")
     print(f"cityscapesscripts / tauda: {t_cs/t_tauda:.1f}x")
+    results = dict(n=args.n, miou_tauda=cm.miou(), miou_cityscapesscripts=theirs["averageScoreClasses"], decode_only_s=round(t_floor, 3),
+                   tauda_s=round(t_tauda, 3), cityscapesscripts_s=round(t_cs, 3), tauda_over_floor=round(t_tauda/t_floor, 2),
+                   cityscapesscripts_over_tauda=round(t_cs/t_tauda, 2), cityscapesscripts_c_extension=bool(cs_eval.CSUPPORT))
+    if args.json: Path(args.json).write_text(json.dumps(results, indent=1))
+    return results
 
 
 if __name__ == "__main__":

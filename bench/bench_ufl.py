@@ -8,6 +8,7 @@ tensors (weak, strong) where the entropy loss reads one, so about 2× is the flo
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -29,6 +30,7 @@ def main():
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--classes", type=int, default=19)
+    parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.manual_seed(0)
     shape = (1, args.classes, args.height, args.width)
@@ -54,6 +56,7 @@ def main():
     print(f"logits {list(shape)}, {torch.get_num_threads()} threads")
     for k, v in results.items(): print(f"{k:>24}: {v:8.1f}" + ("" if k.startswith("ratio") else " ms"))
     print(json.dumps({k: round(v, 3) for k, v in results.items()}))
+    if args.json: Path(args.json).write_text(json.dumps({k: round(v, 3) for k, v in results.items()}, indent=1))
 
 
 if __name__ == "__main__":
