@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['ID', 'SOURCE_LAYOUT', 'TARGET_LAYOUT', 'SIMULATOR', 'CAMERA', 'MINICITY_VERSION', 'LayoutStats', 'Layout',
-           'sample_layout', 'Appearance', 'render', 'MinicitySpec', 'scene', 'write_minicity', 'default_cache',
-           'ensure_minicity']
+           'sample_layout', 'Appearance', 'camera_look', 'render', 'MinicitySpec', 'scene', 'write_minicity',
+           'default_cache', 'ensure_minicity']
 
 # %% ../nbs/02_minicity.ipynb #c003
 import hashlib
@@ -36,16 +36,18 @@ class LayoutStats:
     riders: float = 0.35               # mean number of riders (rare)
     poles: float = 1.4                 # mean number of poles
     sign_p: float = 0.45               # chance that a pole carries a traffic sign
+    object_scale: float = 1.0          # size of cars, people, riders, poles and signs
 
 SOURCE_LAYOUT = LayoutStats()
-TARGET_LAYOUT = LayoutStats(horizon=(0.42, 0.56), cars=2.4, persons=1.0, riders=0.25, tree_block_p=0.4)
+TARGET_LAYOUT = LayoutStats(horizon=(0.42, 0.56), cars=2.4, persons=1.0, riders=0.25, tree_block_p=0.4, object_scale=1.1)
 
 # %% ../nbs/02_minicity.ipynb #c006
 @dataclass
 class Layout:
-    "A scene's label map (Cityscapes labelIds, `[H, W]` uint8) and its objects `(class, depth, mask)`."
+    "A scene's label map (Cityscapes labelIds, `[H, W]` uint8), horizon row, vanishing column and objects `(class, depth, mask)`."
     label_ids: np.ndarray
     horizon: int
+    vanishing: float = 0.0
     objects: list = field(default_factory=list)
 
 def _grid(h, w):
@@ -66,21 +68,22 @@ def _background(rng, stats: LayoutStats, h: int, w: int, yy, xx):
     road_hw = rng.uniform(*stats.road_half_width)*w*depth
     side_w = rng.uniform(*stats.sidewalk)*w*depth
     dist = np.abs(xx - xv)
-    x = 0
+    blocks, x = [], 0
     while x < w:  # roadside blocks along the skyline
         bw = int(rng.integers(8, 28))
-        cls = ID["vegetation"] if rng.random() < stats.tree_block_p else ID["building"]
+        name = "vegetation" if rng.random() < stats.tree_block_p else "building"
         top = int(rng.uniform(0.05, 0.9)*yh)
-        cols = (xx >= x) & (xx < x + bw)
-        label[cols & (yy >= top)] = cls
-        if cls == ID["vegetation"]:  # round crowns above the block
+        mask = (xx >= x) & (xx < x + bw) & (yy >= top)
+        if name == "vegetation":  # round crowns above the block
             for _ in range(int(rng.integers(1, 3))):
-                label[_ellipse(yy, xx, top, x + rng.uniform(0, bw), rng.uniform(3, 8), rng.uniform(4, 9))] = cls
+                mask |= _ellipse(yy, xx, top, x + rng.uniform(0, bw), rng.uniform(3, 8), rng.uniform(4, 9))
+        label[mask] = ID[name]
+        blocks.append((name, 0.0, mask))
         x += bw
     ground = yy > yh
     label[ground & (dist < road_hw + side_w)] = ID["sidewalk"]
     label[ground & (dist < road_hw)] = ID["road"]
-    return label, yh, xv, road_hw, side_w, depth
+    return label, yh, xv, road_hw, side_w, blocks
 
 # %% ../nbs/02_minicity.ipynb #c010
 def _car(rng, yy, xx, y, t, x):
@@ -94,21 +97,21 @@ def _person(rng, yy, xx, y, t, x):
     return _ellipse(yy, xx, y - 0.45*ht, x, 0.45*ht, wd/2) | _ellipse(yy, xx, y - 0.92*ht, x, 0.1*ht + 0.5, 0.12*ht + 0.5)
 
 def _rider(rng, yy, xx, y, t, x):
-    ht = 28*t + 3
+    ht = 30*t + 4
     wheels = _ellipse(yy, xx, y - 0.12*ht, x - 0.22*ht, 0.12*ht, 0.12*ht) | _ellipse(yy, xx, y - 0.12*ht, x + 0.22*ht, 0.12*ht, 0.12*ht)
     frame = _box(yy, xx, y - 0.3*ht, y - 0.2*ht, x - 0.25*ht, x + 0.25*ht)
-    body = _ellipse(yy, xx, y - 0.55*ht, x, 0.25*ht, 0.1*ht + 0.5) | _ellipse(yy, xx, y - 0.88*ht, x, 0.09*ht + 0.5, 0.09*ht + 0.5)
+    body = _ellipse(yy, xx, y - 0.55*ht, x, 0.25*ht, 0.13*ht + 0.6) | _ellipse(yy, xx, y - 0.88*ht, x, 0.09*ht + 0.5, 0.09*ht + 0.5)
     return wheels | frame | body
 
 def _pole(rng, yy, xx, y, t, x):
     ht = 44*t + 6
-    return _box(yy, xx, y - ht, y, x - 0.5 - 0.6*t, x + 0.5 + 0.6*t), y - ht
+    return _box(yy, xx, y - ht, y, x - 0.8 - 0.9*t, x + 0.8 + 0.9*t), y - ht
 
 def sample_layout(rng: np.random.Generator, stats: LayoutStats = SOURCE_LAYOUT, size=(64, 128)) -> Layout:
     "Draw one scene layout: a labelId map and its objects."
     h, w = size
     yy, xx = _grid(h, w)
-    label, yh, xv, road_hw, side_w, _ = _background(rng, stats, h, w, yy, xx)
+    label, yh, xv, road_hw, side_w, blocks = _background(rng, stats, h, w, yy, xx)
     placed = []  # (depth, class name, mask)
 
     def ground_point(where):
@@ -119,7 +122,7 @@ def sample_layout(rng: np.random.Generator, stats: LayoutStats = SOURCE_LAYOUT, 
         sign = rng.choice([-1, 1])
         offset = {"road": rng.uniform(-0.8, 0.8)*half, "kerb": sign*(half + 0.3*side),
                   "sidewalk": sign*(half + rng.uniform(0.2, 0.9)*side), "outer": sign*(half + side)}[where]
-        return y, t, xv + offset
+        return y, t*stats.object_scale, xv + offset
 
     for _ in range(rng.poisson(stats.cars)):
         y, t, x = ground_point("road"); placed.append((t, "car", _car(rng, yy, xx, y, t, x)))
@@ -134,41 +137,65 @@ def sample_layout(rng: np.random.Generator, stats: LayoutStats = SOURCE_LAYOUT, 
         if rng.random() < stats.sign_p:
             r = 2 + 3*t
             placed.append((t + 1e-3, "traffic sign", _box(yy, xx, top - r, top + r, x - r, x + r)))
-    objects = []
+    objects = list(blocks)
     for t, name, mask in sorted(placed, key=lambda o: o[0]):
         label[mask] = ID[name]
         objects.append((name, t, mask))
-    return Layout(label, yh, objects)
+    return Layout(label, yh, xv, objects)
 
 # %% ../nbs/02_minicity.ipynb #c012
 @dataclass
 class Appearance:
     "How a renderer colours a layout (colours RGB in [0, 1])."
-    palette: dict                 # class name -> base colour
-    jitter: float = 0.06          # per-image std of each class colour
-    object_jitter: float = 0.08   # per-object std
-    illumination: tuple = (1.0, 1.0)  # global gain range
-    cast: float = 0.0             # std of a per-channel colour cast
-    texture: float = 0.0          # amplitude of class textures (windows, foliage, grain)
-    blur: float = 0.0             # Gaussian blur sigma (pixels)
-    noise: float = 0.0            # sensor noise std
-    vignette: float = 0.0         # darkening at the corners
+    palette: dict                       # class name -> base colour
+    jitter: float = 0.05                # per-image std of each class colour
+    object_jitter: float = 0.06         # per-object std
+    free_colour_p: float = 0.5          # chance that a car, person or rider takes any colour
+    shading: float = 0.15               # light from above: objects are brighter at the top by this fraction
+    illumination: tuple = (1.0, 1.0)    # global gain range
+    cast: float = 0.0                   # std of a per-channel colour cast
+    saturation: float = 1.0             # camera response: 1 keeps colours, 0 gives grey
+    tint: tuple = (1.0, 1.0, 1.0)       # camera response: white balance (per-channel gain)
+    gamma: float = 1.0                  # camera response: tone curve v -> v**gamma
+    texture: float = 0.0                # amplitude of textures: windows, foliage, grain, paving, clouds, car windows
+    markings: float = 0.0               # chance of a dashed lane marking on the road
+    shadows: float = 0.0                # darkening by a building's shadow across the ground (drawn in half the images)
+    blur: float = 0.0                   # Gaussian blur sigma (pixels)
+    noise: float = 0.0                  # sensor noise std
+    vignette: float = 0.0               # darkening at the corners
 
 SIMULATOR = Appearance(palette={
-    "road": (0.50, 0.50, 0.52), "sidewalk": (0.75, 0.70, 0.68), "building": (0.62, 0.45, 0.38),
-    "pole": (0.35, 0.35, 0.38), "traffic sign": (0.95, 0.85, 0.10), "vegetation": (0.25, 0.60, 0.20),
-    "sky": (0.45, 0.70, 0.95), "person": (0.80, 0.30, 0.30), "rider": (0.30, 0.30, 0.80), "car": (0.20, 0.30, 0.70)})
+    "road": (0.42, 0.42, 0.46), "sidewalk": (0.72, 0.66, 0.60), "building": (0.66, 0.48, 0.40),
+    "pole": (0.30, 0.30, 0.34), "traffic sign": (0.95, 0.80, 0.10), "vegetation": (0.30, 0.62, 0.22),
+    "sky": (0.45, 0.68, 0.95), "person": (0.80, 0.35, 0.30), "rider": (0.25, 0.35, 0.80), "car": (0.20, 0.35, 0.75)},
+    illumination=(0.85, 1.15))
 
 CAMERA = Appearance(palette={
-    "road": (0.30, 0.31, 0.36), "sidewalk": (0.55, 0.55, 0.58), "building": (0.58, 0.56, 0.52),
-    "pole": (0.50, 0.48, 0.45), "traffic sign": (0.85, 0.25, 0.20), "vegetation": (0.40, 0.48, 0.22),
-    "sky": (0.78, 0.80, 0.84), "person": (0.40, 0.30, 0.45), "rider": (0.55, 0.45, 0.30), "car": (0.55, 0.20, 0.20)},
-    jitter=0.08, illumination=(0.6, 1.1), cast=0.05, texture=0.1, blur=0.7, noise=0.03, vignette=0.3)
+    "road": (0.34, 0.34, 0.36), "sidewalk": (0.66, 0.64, 0.62), "building": (0.62, 0.55, 0.48),
+    "pole": (0.24, 0.24, 0.27), "traffic sign": (0.95, 0.80, 0.10), "vegetation": (0.32, 0.50, 0.24),
+    "sky": (0.70, 0.78, 0.88), "person": (0.80, 0.35, 0.30), "rider": (0.25, 0.35, 0.80), "car": (0.20, 0.35, 0.75)},
+    jitter=0.07, object_jitter=0.08, illumination=(0.7, 1.2), cast=0.05, saturation=0.6, tint=(1.06, 1.0, 0.9), gamma=0.9,
+    texture=0.25, markings=0.7, shadows=0.4, blur=0.6, noise=0.03, vignette=0.15)
 
 # %% ../nbs/02_minicity.ipynb #c014
+def camera_look(severity: float = 1.0) -> Appearance:
+    "The camera's appearance at `severity` (0: the simulator's, 1: `CAMERA`), every parameter interpolated linearly."
+    s = float(severity)
+    lerp = lambda a, b: np.round((1 - s)*np.asarray(a, dtype=float) + s*np.asarray(b, dtype=float), 4)
+    values = {f: lerp(getattr(SIMULATOR, f), getattr(CAMERA, f)) for f in asdict(CAMERA) if f != "palette"}
+    values = {f: tuple(v.tolist()) if v.ndim else float(v) for f, v in values.items()}
+    palette = {k: tuple(lerp(SIMULATOR.palette[k], CAMERA.palette[k]).tolist()) for k in CAMERA.palette}
+    return Appearance(palette=palette, **values)
+
+# %% ../nbs/02_minicity.ipynb #c018
 def _smooth_noise(rng, h, w, cell):
+    "A noise field `[H, W]` with unit std, smooth over `cell` pixels."
     coarse = rng.standard_normal((h//cell + 2, w//cell + 2))
-    return np.kron(coarse, np.ones((cell, cell)))[:h, :w]  # [H, W]
+    fine = np.kron(coarse, np.ones((cell, cell)))[:h + cell, :w + cell]
+    c = np.cumsum(np.cumsum(np.pad(fine, ((1, 0), (1, 0))), 0), 1)  # box filter of width `cell`
+    smooth = (c[cell:, cell:] - c[:-cell, cell:] - c[cell:, :-cell] + c[:-cell, :-cell])/cell**2
+    smooth = smooth[:h, :w]
+    return smooth/max(smooth.std(), 1e-6)
 
 def _gaussian_blur(img, sigma):
     if sigma <= 0: return img
@@ -179,30 +206,61 @@ def _gaussian_blur(img, sigma):
     pad = np.pad(img, ((0, 0), (r, r), (0, 0)), mode="edge")
     return sum(k[i]*pad[:, i:i + img.shape[1]] for i in range(2*r + 1))
 
+# %% ../nbs/02_minicity.ipynb #c019
+def _colour_objects(img, layout: Layout, look: Appearance, rng, yy, xx):
+    "Per-object colours, light from above, facade windows, car windows, the rider's bicycle."
+    label = layout.label_ids
+    for name, _, mask in layout.objects:
+        visible = mask & (label == ID[name])
+        if not visible.any(): continue
+        if name in ("car", "person", "rider") and rng.random() < look.free_colour_p: colour = rng.uniform(0.1, 0.9, 3)
+        else: colour = np.array(look.palette[name]) + rng.normal(0, look.object_jitter, 3)
+        rows = np.nonzero(visible.any(1))[0]
+        top, bottom = rows[0], rows[-1] + 1
+        rel = np.clip((yy[visible] - top)/max(bottom - top, 1), 0, 1)            # 0 at the object's top, 1 at its bottom
+        img[visible] = np.clip(colour, 0, 1)*(1 + look.shading*(0.5 - rel))[:, None]
+        if look.texture > 0 and name == "building":                               # a window grid of its own
+            py, px = int(rng.integers(4, 8)), int(rng.integers(4, 7))
+            windows = visible & ((yy.astype(int) - top) % py >= py//2) & (xx.astype(int) % px < px//2) & (yy < bottom - 2)
+            img[windows] *= 1 - 1.6*look.texture
+        if name == "rider":                                                       # the bicycle is dark in both domains
+            img[visible & (yy >= top + 0.6*(bottom - top))] = np.clip(0.15 + rng.normal(0, look.object_jitter, 3), 0, 1)
+        if look.texture > 0 and name == "car":                                    # dark windows in the cabin
+            img[visible & (yy < top + 0.3*(bottom - top))] *= 1 - 1.6*look.texture
+
+def _textures(img, layout: Layout, look: Appearance, rng, yy, xx):
+    "Sky gradient and clouds, foliage, asphalt grain, paving, lane markings, a cast shadow."
+    label, (h, w), yh = layout.label_ids, layout.label_ids.shape, max(layout.horizon, 1)
+    sky = label == ID["sky"]
+    img[sky] *= (0.85 + 0.25*yy[sky]/yh)[:, None]                                 # brighter towards the horizon
+    depth = np.clip((yy - yh)/max(h - yh, 1), 1e-3, 1)
+    if look.texture > 0:
+        img[sky] *= (1 + 0.3*look.texture*_smooth_noise(rng, h, w, 8)[sky])[:, None]
+        foliage = label == ID["vegetation"]
+        img[foliage] *= (1 + 0.8*look.texture*_smooth_noise(rng, h, w, 2)[foliage])[:, None]
+        ground = np.isin(label, [ID["road"], ID["sidewalk"]])
+        img[ground] *= (1 + 0.4*look.texture*rng.standard_normal(ground.sum()))[:, None]
+        img[(label == ID["sidewalk"]) & (np.floor(6/depth) % 2 == 0)] *= 1 - 0.5*look.texture
+    if rng.random() < look.markings:
+        line = (label == ID["road"]) & (np.abs(xx - layout.vanishing) < 0.4 + 1.2*depth) & (np.floor(3/depth) % 2 == 0)
+        img[line] = 0.85
+    if look.shadows > 0 and rng.random() < 0.5:
+        slope, x0, side = rng.uniform(-1.5, 1.5), rng.uniform(0, w), rng.choice([-1, 1])
+        img[(yy > yh) & (side*(xx - x0 - slope*(yy - yh)) > 0)] *= 1 - look.shadows
+
 def render(layout: Layout, look: Appearance, rng: np.random.Generator) -> np.ndarray:
     "Colour a layout: RGB `[H, W, 3]` uint8."
     label = layout.label_ids
     h, w = label.shape
     yy, xx = _grid(h, w)
     img = np.zeros((h, w, 3), dtype=np.float32)
-    for name, base in look.palette.items():  # per-image class colours
+    for name, base in look.palette.items():  # per-image class colours (the background classes keep them)
         img[label == ID[name]] = np.clip(np.array(base) + rng.normal(0, look.jitter, 3), 0, 1)
-    for name, _, mask in layout.objects:  # per-object colours (cars and clothes take any colour)
-        visible = mask & (label == ID[name])
-        colour = rng.uniform(0.1, 0.9, 3) if name in ("car", "person", "rider") and rng.random() < 0.5 \
-            else np.array(look.palette[name]) + rng.normal(0, look.object_jitter, 3)
-        img[visible] = np.clip(colour, 0, 1)
-    sky = label == ID["sky"]
-    img[sky] *= (0.85 + 0.25*yy[sky]/max(layout.horizon, 1))[:, None]  # sky brightens towards the horizon
-    if look.texture > 0:
-        facade = (label == ID["building"]) & ((yy.astype(int) % 6 < 3) & (xx.astype(int) % 5 < 2))
-        img[facade] *= 1 - 2*look.texture
-        foliage = label == ID["vegetation"]
-        img[foliage] *= (1 + look.texture*_smooth_noise(rng, h, w, 2)[foliage])[:, None]
-        ground = np.isin(label, [ID["road"], ID["sidewalk"]])
-        img[ground] *= (1 + 0.5*look.texture*rng.standard_normal(ground.sum()))[:, None]
-    gain = rng.uniform(*look.illumination)*(1 + rng.normal(0, look.cast, 3))
-    img = img*gain
+    _colour_objects(img, layout, look, rng, yy, xx)
+    _textures(img, layout, look, rng, yy, xx)
+    img = img*rng.uniform(*look.illumination)*(1 + rng.normal(0, look.cast, 3))
+    grey = img.mean(-1, keepdims=True)
+    img = np.clip((grey + look.saturation*(img - grey))*np.array(look.tint), 0, 1)**look.gamma  # camera response
     if look.vignette > 0:
         r2 = ((yy - h/2)/(h/2))**2 + ((xx - w/2)/(w/2))**2
         img *= (1 - look.vignette*r2/2)[..., None]
@@ -210,8 +268,8 @@ def render(layout: Layout, look: Appearance, rng: np.random.Generator) -> np.nda
     img = img + rng.normal(0, look.noise, img.shape) if look.noise > 0 else img
     return (np.clip(img, 0, 1)*255 + 0.5).astype(np.uint8)
 
-# %% ../nbs/02_minicity.ipynb #c019
-MINICITY_VERSION = 1
+# %% ../nbs/02_minicity.ipynb #c024
+MINICITY_VERSION = 2  # 2: calibrated renderers (camera response, more textures, wider poles, bicycles, object_scale)
 
 @dataclass
 class MinicitySpec:
@@ -223,20 +281,22 @@ class MinicitySpec:
     n_target_train: int = 1000
     n_target_val: int = 300
     n_target_tune: int = 200
+    severity: float = 1.0   # strength of the appearance shift (see `camera_look`)
 
     def fingerprint(self) -> str:
         recipe = dict(version=MINICITY_VERSION, spec=asdict(self), source=asdict(SOURCE_LAYOUT), target=asdict(TARGET_LAYOUT),
                       simulator=asdict(SIMULATOR), camera=asdict(CAMERA))
         return hashlib.sha1(json.dumps(recipe, sort_keys=True, default=list).encode()).hexdigest()[:12]
 
-def scene(seed: int, domain: str, split: str, index: int, size=(64, 128)):
+def scene(seed: int, domain: str, split: str, index: int, size=(64, 128), severity: float = 1.0):
     "One scene: `(rgb [H, W, 3] uint8, labelIds [H, W] uint8)`, a pure function of its arguments."
     key = [seed, ["source", "target"].index(domain), ["train", "val", "tune"].index(split), index]
     rng = np.random.default_rng(key)
     layout = sample_layout(rng, SOURCE_LAYOUT if domain == "source" else TARGET_LAYOUT, size)
-    return render(layout, SIMULATOR if domain == "source" else CAMERA, rng), layout.label_ids
+    look = SIMULATOR if domain == "source" else CAMERA if severity == 1.0 else camera_look(severity)
+    return render(layout, look, rng), layout.label_ids
 
-# %% ../nbs/02_minicity.ipynb #c020
+# %% ../nbs/02_minicity.ipynb #c025
 def write_minicity(root, spec: MinicitySpec = MinicitySpec(), progress: bool = True) -> Path:
     "Write minicity under `root` (`gta5/` and `cityscapes/`), with a manifest; returns `root`."
     root = Path(root)
@@ -244,7 +304,7 @@ def write_minicity(root, spec: MinicitySpec = MinicitySpec(), progress: bool = T
     for split, n in (("train", spec.n_target_train), ("val", spec.n_target_val), ("tune", spec.n_target_tune)):
         jobs += [("target", split, i) for i in range(n)]
     for domain, split, i in tqdm(jobs, desc="writing minicity", disable=not progress, leave=False):
-        rgb, ids = scene(spec.seed, domain, split, i, spec.size)
+        rgb, ids = scene(spec.seed, domain, split, i, spec.size, spec.severity)
         if domain == "source": write_gta5_sample(root/"gta5", f"{split}_{i:05d}.png", rgb, ids)
         else: write_cityscapes_sample(root/"cityscapes", split, "minicity", f"minicity_{i:06d}_000019", rgb, ids)
     for split, n in (("train", spec.n_source), ("val", spec.n_source_val)):  # GTA5 split files
