@@ -19,7 +19,7 @@ from .data import DataError, check_data_main
 from .labels import get_protocol
 from .metrics import format_table
 from .pseudo import load_for_inference, pseudo_label_main
-from .runtime import TrainingError
+from .runtime import TrainingError, output_dir
 from .train import CheckpointError, Trainer, evaluation_report
 
 # %% ../nbs/11_cli.ipynb #c005
@@ -28,7 +28,7 @@ STARTS_FROM = {"stage1": "source", "stage2": "stage1"}  # the demo method whose 
 
 def run_demo(out="runs/demo", seed: int = 0, iterations: int = 0, progress: bool = True, methods=DEMO_METHODS) -> dict:
     "Train and evaluate each of `methods` on minicity; print the tables; return `{method: report}`."
-    out = Path(out)
+    out = output_dir(out, "demo folder")
     reports, trainers, start = {}, {}, time.time()
     for method in methods:
         cfg = apply_overrides(get_preset(f"mini-{method}"), [f"seed={seed}"] + ([f"schedule.iterations={iterations}"] if iterations else []))
@@ -144,9 +144,9 @@ def _eval(args):
     path = Path(args.checkpoint)
     model, cfg, iteration = load_for_inference(path)
     if args.data_root: cfg.data_root = args.data_root
-    out = Path(args.out) if args.out else path.parent.parent
+    out = output_dir(Path(args.out) if args.out else path.parent.parent, "output folder", create=False)  # before evaluating
     report = {**evaluation_report(model, cfg, next(model.parameters()).device, progress=True), "iteration": iteration, "checkpoint": str(path)}
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out, "output folder")
     (out/"eval.json").write_text(json.dumps(report, indent=1))
     print(format_table({cfg.method.name: report["target"]}, get_protocol(cfg.data.protocol)))
     print(f"wrote {out/'eval.json'}")
@@ -170,7 +170,7 @@ def _finished(run: Path, iterations: int) -> bool:
     return path.is_file() and json.loads(path.read_text()).get("iteration") == iterations
 
 def _pipeline(args):
-    out = Path(args.out or Path("runs")/args.name)
+    out = output_dir(args.out or Path("runs")/args.name, "pipeline folder", create=False)
     missing = [f"{args.name}-{stage}" for stage in PIPELINE_STAGES if f"{args.name}-{stage}" not in PRESETS]
     if missing: raise ConfigError(f"no presets {missing} for pipeline {args.name!r}; names with all three stages: "
                                   + ", ".join(sorted({p.rsplit('-', 1)[0] for p in PRESETS if p.endswith('-stage2')})))
@@ -210,6 +210,9 @@ def main(argv=None):
         elif args.command == "presets": _presets(args)
     except (ConfigError, DataError, CheckpointError, TrainingError) as e:
         print(f"tauda {args.command}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # the file system refused something no check foresaw (a permission, a full disk)
+        print(f"tauda {args.command}: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
         sys.exit(2)
 
 # %% ../nbs/11_cli.ipynb #c012

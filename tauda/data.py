@@ -7,12 +7,17 @@ __all__ = ['PNG_SIGNATURE', 'PNG_COLOUR_TYPES', 'DATASETS', 'DEFAULT_PROTOCOLS',
            'read_rgb', 'read_label_ids', 'png_header', 'read_png16', 'read_synthia_label', 'PairedImages', 'Scan',
            'FlatPairs', 'GTA5', 'Synthia', 'Cityscapes', 'build_dataset', 'write_png16', 'write_gta5_sample',
            'write_synthia_sample', 'write_cityscapes_sample', 'write_fixture', 'DataReport', 'check_data',
-           'check_data_main', 'JointTransform', 'sample_seed', 'SeededSampler', 'Seeded']
+           'check_data_main', 'JointTransform', 'DataLoadingError', 'sample_file', 'Tracked', 'loader_failure',
+           'worker_failures', 'Stream', 'sample_seed', 'SeededSampler', 'Seeded']
 
 # %% ../nbs/01_data.ipynb #c003
 import argparse
+import contextlib
 import json
+import os
+import re
 import struct
+import sys
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,7 +27,7 @@ import numpy as np
 import pyspng
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, Subset, get_worker_info
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
@@ -135,6 +140,8 @@ class FlatPairs(PairedImages):
         images_dir, labels_dir = _require_dir(Path(root)/self.image_dir, self.layout), _require_dir(Path(root)/self.label_dir, self.layout)
         names = _split_names(split_file) if split_file else sorted(p.name for p in images_dir.glob("*.png"))
         if not names: raise DataError(f"{images_dir}: no PNG images; expected {self.layout}")
+        absent = [n for n in names if not (images_dir/n).is_file()]
+        if absent: raise DataError(f"{split_file}: lists {len(absent)} image(s) that are not in {images_dir}, e.g. {absent[:3]}")
         missing = [n for n in names if not (labels_dir/n).is_file()]
         if missing: raise DataError(f"{labels_dir}: {len(missing)} image(s) without a label, e.g. {missing[:3]}")
         super().__init__([images_dir/n for n in names], [labels_dir/n for n in names], protocol, size, resize_labels, self.encoder(protocol))
@@ -187,6 +194,8 @@ class Cityscapes(PairedImages):
         if split_file: images = [image_dir/n for n in _split_names(split_file)]
         else: images = sorted(image_dir.glob("*/*_leftImg8bit.png"))
         if not images: raise DataError(f"{image_dir}: no *_leftImg8bit.png images; expected {self.layout}")
+        absent = [str(p.relative_to(image_dir)) for p in images if not p.is_file()]
+        if absent: raise DataError(f"{split_file}: lists {len(absent)} image(s) that are not in {image_dir}, e.g. {absent[:3]}")
         label_paths = None
         if labels:
             label_paths = [_cityscapes_label(root, p) for p in images]
@@ -400,9 +409,16 @@ def check_data_main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="files decoded in parallel (default 4)")
     try: args = parser.parse_args(argv)
     except SystemExit as e: return 0 if e.code in (0, None) else 2  # argparse printed the help or the usage error
+    if args.json and not Path(args.json).parent.is_dir():  # say so before a long check, not after it
+        print(f"tauda check-data: error: --json {args.json}: {Path(args.json).parent} is not a folder", file=sys.stderr)
+        return 2
     report = check_data(args.dataset, args.root, args.protocol, args.split, args.workers)
     print(report.format())
-    if args.json: Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))
+    if args.json:
+        try: Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))
+        except OSError as e:
+            print(f"tauda check-data: error: cannot write {args.json} ({e.strerror or e})", file=sys.stderr)
+            return 2
     return 0 if report.ok else 1
 
 # %% ../nbs/01_data.ipynb #c037
@@ -423,6 +439,77 @@ class JointTransform:
         return image.as_subclass(torch.Tensor), label.as_subclass(torch.Tensor)
 
 # %% ../nbs/01_data.ipynb #c039
+class DataLoadingError(DataError):
+    "A sample could not be loaded in a `DataLoader` worker, or the worker died while loading it."
+
+def sample_file(dataset, index: int) -> str:
+    "The image file of sample `index` of `dataset` (through `Tracked` and `Subset` wrappers), or a description of the sample."
+    while isinstance(dataset, (Subset, Tracked)):
+        if isinstance(dataset, Subset): index = dataset.indices[index]
+        dataset = dataset.dataset
+    images = getattr(dataset, "images", None)
+    return str(images[index]) if images is not None else f"sample {index} of {type(dataset).__name__}"
+
+class Tracked(Dataset):
+    "`dataset`, whose `DataLoader` workers note in shared memory which sample each is loading."
+    slots = 64  # worker ids are tracked modulo `slots`
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.loading = torch.full((self.slots, 2), -1, dtype=torch.int64).share_memory_()  # [slot, (pid, sample index)]
+
+    def __len__(self): return len(self.dataset)
+    def __getitem__(self, index): return self.load(index, lambda: self.dataset[index])
+
+    def load(self, index: int, read):
+        "`read()` while this worker's slot says it loads sample `index`; any error but a `DataError` becomes one naming the file."
+        worker = get_worker_info()
+        slot = None if worker is None else worker.id % self.slots
+        if slot is not None: self.loading[slot] = torch.tensor([os.getpid(), index])
+        try: return read()
+        except DataError: raise
+        except Exception as e: raise DataError(f"{sample_file(self.dataset, index)}: {type(e).__name__}: {e}") from e
+        finally:
+            if slot is not None: self.loading[slot, 1] = -1
+
+    def loading_in(self, pid: int) -> list:
+        "The files that worker process `pid` was loading."
+        rows = self.loading[self.loading[:, 0] == pid]  # [k, 2]
+        return [sample_file(self.dataset, int(i)) for i in rows[:, 1] if i >= 0]
+
+_WORKER_DIED = re.compile(r"DataLoader worker \(pid(?:\(s\))? ([\d, ]+)\) (.*?)(?:\.\s|\.?$)", re.S)
+
+def loader_failure(error: BaseException, datasets=()) -> DataLoadingError | None:
+    "One line for an error a `DataLoader` raised because of a worker (its own error, or its death, naming the file from the `Tracked` `datasets`); `None` for any other error."
+    text = str(error)
+    if "Original Traceback" in text:  # raised in a worker: torch pasted the worker's traceback into the message
+        last = text.rstrip().splitlines()[-1]  # "module.ErrorType: message"
+        kind, sep, message = last.partition(": ")
+        return DataLoadingError(message if sep and " " not in kind else last)
+    died = _WORKER_DIED.search(text)
+    if died is None: return None
+    pids, how = [int(p) for p in died[1].replace(",", " ").split()], died[2].replace("is killed", "was killed")
+    files = [f for d in datasets if isinstance(d, Tracked) for pid in pids for f in d.loading_in(pid)]
+    where = f"while loading {', '.join(files)}" if files else "between samples (stopped from outside, e.g. by the out-of-memory killer)"
+    return DataLoadingError(f"a data-loading worker process (pid {died[1].strip()}) {how} {where}; check the data with "
+                            "`tauda check-data`, or run with --set data.num_workers=0 to see the error in the main process")
+
+@contextlib.contextmanager
+def worker_failures(*datasets):
+    "Inside the block, errors caused by `DataLoader` workers over the `Tracked` `datasets` become one-line `DataLoadingError`s."
+    try: yield
+    except (RuntimeError, DataError) as e:  # a worker's death is a RuntimeError, raised wherever the main process is
+        failure = loader_failure(e, datasets)
+        if failure is None: raise
+        raise failure from e
+
+class Stream:
+    "`iter(loader)` that keeps the loader's dataset, for `worker_failures`."
+    def __init__(self, loader): self.dataset, self._batches = loader.dataset, iter(loader)
+    def __iter__(self): return self
+    def __next__(self): return next(self._batches)
+
+# %% ../nbs/01_data.ipynb #c043
 def sample_seed(*keys: int) -> int:
     "A 63-bit seed derived from integer keys, e.g. `(seed, iteration, sample)`."
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32).astype(np.uint64) @ np.array([1 << 31, 1], dtype=np.uint64))
@@ -445,12 +532,17 @@ class SeededSampler(Sampler):
                 yield int(perm[pos]), sample_seed(self.seed, it, sample)
             it += 1
 
-class Seeded(Dataset):
+class Seeded(Tracked):
     "Applies `transform` to `dataset[index]` with torch's RNG seeded from the sampler's sample seed."
-    def __init__(self, dataset, transform): self.dataset, self.transform = dataset, transform
-    def __len__(self): return len(self.dataset)
+    def __init__(self, dataset, transform):
+        super().__init__(dataset)
+        self.transform = transform
+
     def __getitem__(self, key):
         index, seed = key
+        return self.load(index, lambda: self._item(index, seed))
+
+    def _item(self, index: int, seed: int):
         image, label = self.dataset[index]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

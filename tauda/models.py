@@ -75,8 +75,13 @@ class WeightsError(ValueError):
     "Weights that do not fit the model; the message lists what differs."
 
 def imagenet_state(arch: str) -> dict:
-    "torchvision's ImageNet weights for `arch` (`resnet101`, `resnet18`); downloads on first use."
-    return torchvision.models.get_model_weights(arch)["IMAGENET1K_V1"].get_state_dict(progress=True)
+    "torchvision's ImageNet weights for `arch` (`resnet101`, `resnet18`); downloads on first use (`WeightsError` if it cannot)."
+    weights = torchvision.models.get_model_weights(arch)["IMAGENET1K_V1"]
+    try: return weights.get_state_dict(progress=True)
+    except Exception as e:  # offline (URLError), a proxy, a full disk, a partial download
+        cache = Path(torch.hub.get_dir())/"checkpoints"/Path(weights.url).name
+        raise WeightsError(f"cannot get torchvision's ImageNet weights for {arch} ({type(e).__name__}: {e}); on a machine without "
+                           f"internet, download {weights.url} to {cache}, or pass --set model.weights=FILE") from e
 
 def read_weights(path) -> dict:
     "The state dict in a weight file: the `model`/`state_dict` entry of a checkpoint dict, without a `module.` prefix."

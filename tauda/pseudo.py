@@ -24,19 +24,18 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .config import Config, ConfigError, from_dict
-from .data import DataError, build_dataset, read_label_ids
+from .data import DataError, Tracked, build_dataset, read_label_ids, worker_failures
 from .labels import Protocol, get_protocol
 from .models import build_model
-from .train import CheckpointError, dataset_root, import_user_modules, load_model_weights, resolve_device, upsample
+from .runtime import output_dir
+from .train import CheckpointError, dataset_root, import_user_modules, load_model_weights, read_checkpoint, resolve_device, upsample
 
 # %% ../nbs/12_pseudo.ipynb #c005
 def read_checkpoint_config(path) -> Config:
     "The config a tauda checkpoint was trained with (its `config` entry)."
     path = Path(path)
-    if not path.is_file(): raise CheckpointError(f"{path}: checkpoint not found")
-    try: ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)  # mmap: no weight is read here
-    except Exception as e: raise CheckpointError(f"{path}: cannot read the checkpoint ({e})") from e
-    if not isinstance(ckpt, dict) or "config" not in ckpt: raise CheckpointError(f"{path}: not a tauda checkpoint (no 'config' entry)")
+    ckpt = read_checkpoint(path, mmap=True)  # mmap: no weight is read here
+    if "config" not in ckpt: raise CheckpointError(f"{path}: not a tauda checkpoint (no 'config' entry)")
     try: return from_dict(ckpt["config"])
     except ConfigError as e: raise CheckpointError(f"{path}: the checkpoint's config is not valid ({e})") from e
 
@@ -160,14 +159,15 @@ def _class_pixels(train_ids: np.ndarray, num_classes: int) -> np.ndarray:
 def export_pseudo_labels(checkpoint, out=None, data_root=None, split=None, batch_size=None, progress: bool = True,
                          overwrite: bool = False, colour: bool = True, device="auto") -> dict:
     "Write the pseudo-labels of `checkpoint` on the target split as a Cityscapes-layout tree at `out`; returns the manifest."
+    if batch_size is not None and batch_size < 1: raise ConfigError(f"--batch-size: expected at least 1, got {batch_size}")
     checkpoint = Path(checkpoint)
+    out = output_dir(Path(out) if out else checkpoint.parent.parent/"pseudo_labels", "pseudo-label folder", create=False)
     model, cfg, iteration = load_for_inference(checkpoint, device)
     if data_root: cfg.data_root = str(data_root)
     if cfg.data.target != "cityscapes": raise DataError(f"{checkpoint}: target layout {cfg.data.target!r}; pseudo-labels need a Cityscapes-layout target")
     split, protocol = split or cfg.data.target_split, get_protocol(cfg.data.protocol)
     root = dataset_root(cfg, "target")
     dataset = build_dataset("cityscapes", root, split, protocol, cfg.data.target_size, labels=False, resize_labels=False)
-    out = Path(out) if out else checkpoint.parent.parent/"pseudo_labels"
     manifest = dict(checkpoint=str(checkpoint.resolve()), sha256=file_sha256(checkpoint), iteration=iteration, method=cfg.method.name,
                     model=cfg.model.name, protocol=protocol.name, target=str(Path(root).resolve()), split=split,
                     confidence="8-bit grey PNG: round(255 · max softmax probability)", colour=colour, complete=False)
@@ -179,11 +179,13 @@ def export_pseudo_labels(checkpoint, out=None, data_root=None, split=None, batch
     pixels = np.zeros(protocol.num_classes, np.int64)  # [C] pixels per class over the tree
     for i in sorted(set(range(len(paths))) - set(todo)):
         pixels += _class_pixels(protocol.encode(read_label_ids(paths[i]["label_ids"])), protocol.num_classes)
-    batch_size = batch_size or cfg.schedule.eval_batch_size
-    for position, train_ids, conf in predictions(model, Subset(dataset, todo), batch_size, cfg.data.num_workers, progress):
-        i = todo[position]
-        write_outputs(paths[i], dataset.images[i], train_ids, conf, protocol, overwrite)
-        pixels += _class_pixels(train_ids, protocol.num_classes)
+    batch_size = cfg.schedule.eval_batch_size if batch_size is None else batch_size
+    images = Tracked(Subset(dataset, todo))  # a worker that fails names its file
+    with worker_failures(images):
+        for position, train_ids, conf in predictions(model, images, batch_size, cfg.data.num_workers, progress):
+            i = todo[position]
+            write_outputs(paths[i], dataset.images[i], train_ids, conf, protocol, overwrite)
+            pixels += _class_pixels(train_ids, protocol.num_classes)
     total = max(int(pixels.sum()), 1)
     manifest.update(complete=True, images=len(paths), computed=len(todo), skipped=len(paths) - len(todo),
                     class_share={n: round(int(c)/total, 6) for n, c in zip(protocol.names, pixels)})

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['AMP_MODES', 'TrainingError', 'rank_and_world', 'is_main_process', 'resolve_device', 'setup_distributed', 'barrier',
-           'main_process_first', 'has_training_batchnorm', 'wrap_distributed', 'unwrap', 'check_same_on_all_ranks',
-           'autocast_dtype', 'autocast', 'grad_scaler', 'use_channels_last', 'out_of_memory_advice',
-           'tensorboard_writer', 'log_scalars', 'prediction_panel', 'log_images']
+           'main_process_first', 'output_dir', 'has_training_batchnorm', 'wrap_distributed', 'unwrap',
+           'check_same_on_all_ranks', 'autocast_dtype', 'autocast', 'grad_scaler', 'use_channels_last',
+           'out_of_memory_advice', 'tensorboard_writer', 'log_scalars', 'prediction_panel', 'log_images']
 
 # %% ../nbs/09a_runtime.ipynb #c003
 import contextlib
@@ -63,6 +63,19 @@ def main_process_first(fn):
     return result
 
 # %% ../nbs/09a_runtime.ipynb #c007
+def output_dir(path, what: str = "output folder", create: bool = True) -> Path:
+    "Create the folder `path` (or with `create=False` only check that it could be); raise `ConfigError` saying why not."
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)  # the nearest part that exists
+    if not existing.is_dir():
+        raise ConfigError(f"{what} {path}: cannot be created, {existing} is a file" if existing != path else f"{what} {path}: is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK): raise ConfigError(f"{what} {path}: {existing} is not writable")
+    if create:
+        try: path.mkdir(parents=True, exist_ok=True)
+        except OSError as e: raise ConfigError(f"{what} {path}: cannot be created ({e.strerror or e})") from e
+    return path
+
+# %% ../nbs/09a_runtime.ipynb #c010
 def has_training_batchnorm(model: nn.Module) -> bool:
     "Does `model` hold a BatchNorm whose affine weights train?"
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and m.weight.requires_grad
@@ -89,7 +102,7 @@ def check_same_on_all_ranks(tensor: torch.Tensor, what: str):
     if any(not torch.equal(g, gathered[0]) for g in gathered):
         raise TrainingError(f"{what} differ between ranks: " + "; ".join(f"rank {r}: {g.tolist()[:4]}…" for r, g in enumerate(gathered)))
 
-# %% ../nbs/09a_runtime.ipynb #c009
+# %% ../nbs/09a_runtime.ipynb #c012
 AMP_MODES = ("auto", "off", "fp16", "bf16")
 
 def autocast_dtype(amp: str, device: torch.device):
@@ -112,7 +125,7 @@ def use_channels_last(setting: str, device: torch.device) -> bool:
     if setting not in ("auto", "on", "off"): raise ConfigError(f"channels_last: expected auto, on or off, got {setting!r}")
     return device.type == "cuda" if setting == "auto" else setting == "on"
 
-# %% ../nbs/09a_runtime.ipynb #c013
+# %% ../nbs/09a_runtime.ipynb #c016
 def out_of_memory_advice(cfg: Config, iteration: int) -> str:
     "What to change when a step runs out of GPU memory."
     (h, w), b = cfg.data.crop, cfg.data.batch_size
@@ -120,7 +133,7 @@ def out_of_memory_advice(cfg: Config, iteration: int) -> str:
             f"Try --set data.crop=[{h//2},{w//2}]" + (f", --set data.batch_size={b//2}" if b > 1 else "") +
             (", --set amp=fp16" if cfg.amp == "off" else "") + ", or spread the batch over more GPUs with torchrun.")
 
-# %% ../nbs/09a_runtime.ipynb #c016
+# %% ../nbs/09a_runtime.ipynb #c019
 def tensorboard_writer(out: Path, enabled: bool):
     "A `SummaryWriter` in `out/tensorboard` on rank 0, or `None` (disabled, another rank, or not installed)."
     if not enabled or not is_main_process(): return None

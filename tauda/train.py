@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['METHODS', 'dataset_root', 'train_stream', 'upsample', 'over_heads', 'supervised_loss', 'register_method', 'Method',
            'SourceOnly', 'build_method', 'TargetAdaptation', 'MinEnt', 'StageOne', 'StageTwo', 'evaluate',
-           'save_atomic', 'rng_state', 'set_rng_state', 'seed_everything', 'CheckpointError', 'load_model_weights',
-           'import_user_modules', 'Trainer', 'source_eval_dataset', 'evaluation_report']
+           'save_atomic', 'remove_partial_checkpoints', 'rng_state', 'set_rng_state', 'seed_everything',
+           'CheckpointError', 'read_checkpoint', 'load_model_weights', 'import_user_modules', 'check_same_run',
+           'Trainer', 'source_eval_dataset', 'evaluation_report']
 
 # %% ../nbs/10_train.ipynb #c003
 import contextlib
@@ -16,6 +17,7 @@ import json
 import os
 import random
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +28,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .cim import MIXERS, ClassImageIndex, NoMixing, mixed_loss
-from .config import Config, ConfigError, save_config, to_dict
-from .data import DataError, JointTransform, Seeded, SeededSampler, build_dataset, sample_seed
-from .labels import IGNORE, Protocol, get_protocol
+from .config import Config, ConfigError, check_config, save_config, to_dict
+from .data import DataError, JointTransform, Seeded, SeededSampler, Stream, build_dataset, sample_seed, worker_failures
+from .labels import IGNORE, PROTOCOLS, Protocol, get_protocol
 from .metrics import ConfusionMatrix, format_table, miou_report
 from .minicity import ensure_minicity
 from .models import build_model, param_groups
 from .runtime import (TrainingError, autocast, autocast_dtype, barrier, check_same_on_all_ranks, grad_scaler, log_images,
-                           log_scalars, main_process_first, out_of_memory_advice, rank_and_world, resolve_device, setup_distributed,
+                           log_scalars, main_process_first, out_of_memory_advice, output_dir, rank_and_world, resolve_device, setup_distributed,
                            tensorboard_writer, unwrap, use_channels_last, wrap_distributed)
 from .ufl import TARGET_LOSSES, THRESHOLD_RULES, class_frequencies, class_weights, label_statistics
 from .views import strong_view, warp_with_validity
@@ -44,7 +46,9 @@ def dataset_root(cfg: Config, which: str) -> Path:
     explicit, layout = (cfg.data.source_root, cfg.data.source) if which == "source" else (cfg.data.target_root, cfg.data.target)
     if explicit: return Path(explicit)
     if not cfg.data_root: raise DataError(f"no data root: pass --data-root DIR (with DIR/{layout}/) or set data.{which}_root")
-    return Path(cfg.data_root)/layout
+    root = Path(cfg.data_root)
+    if not root.is_dir(): raise DataError(f"data root {root} is not a folder; expected {root/layout}/ in the {layout} layout")
+    return root/layout
 
 # %% ../nbs/10_train.ipynb #c007
 def train_stream(dataset, cfg: Config, stream: int, start_iter: int, rank: int | None = None, world_size: int = 1):
@@ -54,7 +58,7 @@ def train_stream(dataset, cfg: Config, stream: int, start_iter: int, rank: int |
     sampler = SeededSampler(len(dataset), cfg.data.batch_size, sample_seed(cfg.seed, stream), start_iter, rank, world_size)
     loader = DataLoader(Seeded(dataset, transform), batch_size=cfg.data.batch_size, sampler=sampler,
                         num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0)
-    return iter(loader)
+    return Stream(loader)  # an iterator that keeps its dataset, to name the file if a worker fails
 
 # %% ../nbs/10_train.ipynb #c009
 def upsample(logits: torch.Tensor, size) -> torch.Tensor:
@@ -251,16 +255,41 @@ def evaluate(model, dataset, num_classes: int, device, batch_size: int = 1, prog
     return cm
 
 # %% ../nbs/10_train.ipynb #c019
+class _Recorder:
+    "A binary file's `write` and `flush` that keep the first `OSError` (which `torch.save` would turn into an opaque `RuntimeError`)."
+    def __init__(self, file): self.file, self.error = file, None
+    def write(self, data):
+        try: return self.file.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+    def flush(self): self.file.flush()
+
 def save_atomic(obj, path):
-    "`torch.save` to a temporary file beside `path`, then rename over it."
+    "`torch.save` to a temporary file beside `path`, flushed to disk, then renamed over `path`; `CheckpointError` if it cannot be written."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        torch.save(obj, tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            writer = _Recorder(f)
+            try: torch.save(obj, writer)
+            except RuntimeError as e:
+                if writer.error is None: raise
+                raise writer.error from e
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
+    except OSError as e:
+        kept = "; the previous checkpoint there is unchanged" if path.is_file() else ""
+        raise CheckpointError(f"cannot write the checkpoint {path}: {e.strerror or e}{kept}") from e
+    finally: tmp.unlink(missing_ok=True)
+
+def remove_partial_checkpoints(folder) -> list:
+    "Remove the temporary files that runs killed while saving left in `folder`; returns their names."
+    stale = sorted(Path(folder).glob(".*.tmp*"))
+    for p in stale: p.unlink(missing_ok=True)
+    return [p.name for p in stale]
 
 def rng_state() -> dict:
     return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate(),
@@ -274,15 +303,25 @@ def seed_everything(seed: int):
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
 class CheckpointError(ValueError):
-    "A checkpoint is missing or does not fit the model it is loaded into."
+    "A checkpoint is missing, unreadable, does not fit the model or run it is loaded into, or cannot be written."
 
-def load_model_weights(model, path) -> dict:
-    "Load a tauda checkpoint's model weights into `model`, with a clear error on any mismatch."
+def read_checkpoint(path, mmap: bool = False) -> dict:
+    "The contents of the tauda checkpoint at `path` (`mmap`: tensors are read only when used); `CheckpointError` if it is not one."
     path = Path(path)
-    if not path.is_file(): raise CheckpointError(f"{path}: checkpoint not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    state = ckpt.get("model") if isinstance(ckpt, dict) else None
-    if state is None: raise CheckpointError(f"{path}: not a tauda checkpoint (no 'model' entry)")
+    if not path.is_file(): raise CheckpointError(f"{path}: checkpoint not found" + (" (it is a folder)" if path.is_dir() else ""))
+    try: ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap and zipfile.is_zipfile(path))  # not a zip: the plain error
+    except Exception as e:
+        reason = str(e).split(". ")[0][:160]
+        raise CheckpointError(f"{path}: cannot read the checkpoint, the file is truncated, corrupt or not written by torch.save ({reason})") from e
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise CheckpointError(f"{path}: not a tauda checkpoint (no 'model' entry; a bare state dict is a weight file: --set model.weights=FILE)")
+    return ckpt
+
+def load_model_weights(model, path, ckpt: dict | None = None) -> dict:
+    "Load a tauda checkpoint's model weights (read from `path` unless `ckpt` is given) into `model`, with a clear error on any mismatch."
+    path = Path(path)
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
+    state = ckpt["model"]
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
@@ -298,12 +337,26 @@ def import_user_modules(names: str):
     "Import the comma-separated modules in `names` (they register their own losses, rules or methods)."
     for name in filter(None, (n.strip() for n in names.split(","))):
         try: importlib.import_module(name)
-        except ImportError as e: raise ConfigError(f"cannot import {name!r} (from `imports`/--import): {e}") from e
+        except (ImportError, SyntaxError) as e: raise ConfigError(f"cannot import {name!r} (from `imports`/--import): {type(e).__name__}: {e}") from e
+
+def check_same_run(ckpt: dict, path, cfg: Config, keys=("model", "protocol")):
+    "Refuse a checkpoint whose model, class protocol (or method) differ from `cfg`'s, before any weight is loaded."
+    theirs = ckpt.get("config", {})
+    for key in keys:
+        if key == "model": own, other = cfg.model.name, ckpt.get("model_name", cfg.model.name)
+        elif key == "protocol": own, other = cfg.data.protocol, ckpt.get("protocol", cfg.data.protocol)
+        else: own, other = cfg.method.name, theirs.get("method", {}).get("name", cfg.method.name)
+        if other == own: continue
+        if key == "protocol":
+            classes = lambda name: f" ({get_protocol(name).num_classes} classes)" if name in PROTOCOLS else ""
+            other, own = f"{other}{classes(other)}", f"{own}{classes(own)}"
+        raise CheckpointError(f"{path}: the checkpoint has {key} {other}, this run has {key} {own}")
 
 class Trainer:
     "Trains `cfg.method` on `cfg.data` and writes a run directory at `out` (rank 0 writes; every rank trains)."
     def __init__(self, cfg: Config, out, resume: bool = False, progress: bool = True):
-        self.cfg, self.out = cfg, Path(out)
+        self.cfg, self.out = check_config(cfg), Path(out)
+        output_dir(self.out, "run directory", create=False)  # before any work: a file in the way, no permission
         self.device = setup_distributed(cfg.device)
         self.rank, self.world = rank_and_world()
         self.progress = progress and self.rank == 0
@@ -312,10 +365,11 @@ class Trainer:
         seed_everything(cfg.seed)
         if cfg.data.minicity and not cfg.data_root: cfg.data_root = str(main_process_first(lambda: ensure_minicity(progress=self.progress)))
         import_user_modules(cfg.imports)
-        self.protocol = get_protocol(cfg.data.protocol)
+        try: self.protocol = get_protocol(cfg.data.protocol)
+        except ValueError as e: raise ConfigError(f"data.protocol: {e}") from e
         resuming = resume and self.last_checkpoint.is_file()
+        main_process_first(self._build_data)  # data first: a wrong data root fails before a model downloads its weights
         self.model = main_process_first(lambda: self._build_model(skip_weights=resuming or bool(cfg.init)))
-        main_process_first(self._build_data)
         self.optimizer = torch.optim.SGD(param_groups(self.model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.head_lr_mult),
                                          lr=cfg.optim.lr, momentum=cfg.optim.momentum)
         self.scaler = grad_scaler(self.amp, self.device)
@@ -327,13 +381,15 @@ class Trainer:
         self.method.on_start(self.model)
         self.net = wrap_distributed(self.model, self.device)  # what the step runs: the model, or its DDP wrapper
         if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
+            output_dir(self.out, "run directory")
+            remove_partial_checkpoints(self.out/"checkpoints")  # left by a run killed while saving
             save_config(cfg, self.out/"config.yaml")
 
     def _build_model(self, skip_weights: bool):
         options = {k: v for k, v in vars(self.cfg.model).items() if k != "name"}
         if skip_weights: options["weights"] = ""  # the checkpoint's weights replace them anyway: no download
-        model = build_model(self.cfg.model.name, self.protocol.num_classes, **options).to(self.device)
+        try: model = build_model(self.cfg.model.name, self.protocol.num_classes, **options).to(self.device)
+        except ValueError as e: raise ConfigError(f"model {self.cfg.model.name!r}: {e}") from e  # unknown name, weights that do not fit
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     def _build_data(self):
@@ -347,10 +403,10 @@ class Trainer:
 
     def initialise(self, path):
         "Start from the model weights of another run's checkpoint (same model and class protocol)."
-        ckpt = load_model_weights(self.model, path)
-        for key, own in (("model_name", self.cfg.model.name), ("protocol", self.protocol.name)):
-            if ckpt.get(key, own) != own: raise CheckpointError(f"{path}: checkpoint has {key} {ckpt[key]!r}, this run uses {own!r}")
+        ckpt = read_checkpoint(path)
+        check_same_run(ckpt, path, self.cfg)
         self.method.check_init(ckpt, path)
+        load_model_weights(self.model, path, ckpt)
 
     @property
     def last_checkpoint(self) -> Path: return self.out/"checkpoints"/"last.pt"
@@ -402,7 +458,8 @@ class Trainer:
             if writer is not None and lg.images_every else None
         bar = tqdm(total=s.iterations, initial=self.iteration, desc=f"{self.cfg.method.name}", disable=not self.progress)
         start, done = time.time(), 0
-        with open(self.out/"log.jsonl", "a") if self.rank == 0 else contextlib.nullcontext() as log:
+        with worker_failures(*(s.dataset for s in (sources, targets) if s is not None)), \
+             open(self.out/"log.jsonl", "a") if self.rank == 0 else contextlib.nullcontext() as log:
             while self.iteration < s.iterations:
                 values = self.train_step(next(sources), next(targets) if targets is not None else None)
                 done += 1
@@ -453,7 +510,10 @@ class Trainer:
 
     def load(self, path):
         "Resume from a checkpoint of this run: weights, optimiser, scaler, method state, iteration and RNG."
-        ckpt = load_model_weights(self.model, path)
+        ckpt = read_checkpoint(path)
+        try: check_same_run(ckpt, path, self.cfg, ("method", "model", "protocol"))
+        except CheckpointError as e: raise CheckpointError(f"--resume: {e}; resume with the run's own settings, or choose another --out") from e
+        load_model_weights(self.model, path, ckpt)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if "scaler" in ckpt: self.scaler.load_state_dict(ckpt["scaler"])
         self.method.load_state_dict(ckpt["method"])
