@@ -19,6 +19,7 @@ from .data import DataError, check_data_main
 from .labels import get_protocol
 from .metrics import format_table
 from .pseudo import load_for_inference, pseudo_label_main
+from .study import study_main
 from .runtime import TrainingError, output_dir
 from .train import CheckpointError, Trainer, evaluation_report
 
@@ -122,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     q = sub.add_parser("pseudo-label", help="write pseudo-labels and confidence maps for the target training split", add_help=False,
                        description="Write pseudo-labels of a checkpoint (see `tauda pseudo-label --help`).")
     q.add_argument("rest", nargs=argparse.REMAINDER)
+    st = sub.add_parser("study", help="the mini-benchmark study: every method over seeds, tuning and ablations", add_help=False,
+                        description="Run the mini-benchmark study (see `tauda study --help`).")
+    st.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 # %% ../nbs/11_cli.ipynb #c009
@@ -201,6 +205,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["check-data"]: sys.exit(check_data_main(argv[1:]))  # its own parser and exit codes (0 ok, 1 problems, 2 usage)
     if argv[:1] == ["pseudo-label"]: sys.exit(pseudo_label_main(argv[1:]))  # its own parser (0 ok, 2 error)
+    if argv[:1] == ["study"]: sys.exit(study_main(argv[1:]))  # its own parser (0 ok, 2 error)
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo": run_demo(args.out, args.seed, args.iterations)

@@ -10,7 +10,7 @@ def tauda(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "tauda.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["pipeline"], ["eval"], ["presets"], ["check-data"], ["pseudo-label"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["pipeline"], ["eval"], ["presets"], ["check-data"], ["pseudo-label"], ["study"]])
 def test_help_explains_every_command(command):
     result = tauda(*command, "--help")
     assert result.returncode == 0
