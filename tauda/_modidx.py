@@ -105,6 +105,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'tauda.data.Stream.__init__': ('data.html#stream.__init__', 'tauda/data.py'),
                             'tauda.data.Stream.__iter__': ('data.html#stream.__iter__', 'tauda/data.py'),
                             'tauda.data.Stream.__next__': ('data.html#stream.__next__', 'tauda/data.py'),
+                            'tauda.data.Stream.close': ('data.html#stream.close', 'tauda/data.py'),
                             'tauda.data.Synthia': ('data.html#synthia', 'tauda/data.py'),
                             'tauda.data.Synthia.__init__': ('data.html#synthia.__init__', 'tauda/data.py'),
                             'tauda.data.Synthia.encoder': ('data.html#synthia.encoder', 'tauda/data.py'),

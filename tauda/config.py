@@ -155,7 +155,9 @@ def set_key(cfg, key: str, value):
         value = value.strip()  # a string field takes the text as written (YAML would read `on` or `no` as booleans)
     elif isinstance(value, str):
         try: value = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError as e: raise ConfigError(f"{key}: cannot parse {value!r} ({e})") from e
+        except yaml.YAMLError as e:  # one line: what is wrong and where (YAML's own message spans several)
+            mark, reason = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"{key}: cannot parse {value!r} as YAML ({reason}" + (f" at character {mark.column + 1})" if mark else ")")) from e
     setattr(node, leaf, _convert(key, value, getattr(node, leaf)))
     return cfg
 

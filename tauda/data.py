@@ -504,10 +504,24 @@ def worker_failures(*datasets):
         raise failure from e
 
 class Stream:
-    "`iter(loader)` that keeps the loader's dataset, for `worker_failures`."
-    def __init__(self, loader): self.dataset, self._batches = loader.dataset, iter(loader)
+    "`iter(loader)`, started at the first batch, keeping the loader's dataset (for `worker_failures`); `close` stops its workers."
+    def __init__(self, loader): self.dataset, self._loader, self._batches = loader.dataset, loader, None
     def __iter__(self): return self
-    def __next__(self): return next(self._batches)
+
+    def __next__(self):
+        if self._batches is None:
+            if self._loader is None: raise StopIteration
+            self._batches = iter(self._loader)  # the workers start here, inside the caller's `worker_failures` block
+        return next(self._batches)
+
+    def close(self):
+        "Stop the worker processes now (one that fails on a batch nobody will read is then not an error)."
+        stop = getattr(self._batches, "_shutdown_workers", None)
+        try:
+            if stop is not None: stop()
+        except RuntimeError as e:  # a worker died while it was being stopped: its batches are not needed
+            if loader_failure(e) is None: raise
+        self._loader = self._batches = None
 
 # %% ../nbs/01_data.ipynb #c043
 def sample_seed(*keys: int) -> int:

@@ -39,6 +39,8 @@ def resolve_device(name: str) -> torch.device:
     try: device = torch.device(name)
     except RuntimeError as e: raise ConfigError(f"device: cannot use {name!r} ({e}); use auto, cpu, cuda or cuda:N") from e
     if device.type == "cuda" and not torch.cuda.is_available(): raise ConfigError(f"device={name!r} but no CUDA GPU is visible; use device=cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={name!r} but only {torch.cuda.device_count()} CUDA GPU(s) are visible (cuda:0 … cuda:{torch.cuda.device_count() - 1})")
     return device
 
 def setup_distributed(device: str) -> torch.device:

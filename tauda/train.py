@@ -475,6 +475,7 @@ class Trainer:
                 if self.iteration % s.checkpoint_every == 0 and self.iteration < s.iterations:
                     self.save(self.out/"checkpoints"/f"iter_{self.iteration:06d}.pt", self.last_checkpoint)
         bar.close()
+        for stream in filter(None, (sources, targets)): stream.close()
         self.save(self.last_checkpoint)
         report = self.evaluate_and_report() if self.rank == 0 else {}
         if writer is not None: writer.close()

@@ -1,0 +1,280 @@
+"""Fault injection: things break on purpose while tauda runs, and tauda keeps its files whole and says what happened.
+
+Covered elsewhere and not repeated here: kill -9 at a random iteration with exact resume, the out-of-memory advice and
+a non-finite loss through the `Trainer` API (tests/test_training.py); an export interrupted by an exception inside a
+file write, and deleted outputs being redone (tests/test_pseudo.py).
+
+Here: kill -9 *while a checkpoint is being written*; a full disk while saving (simulated, and a real write refused
+by the operating system); a data-loading worker that raises, is killed, or exits; a non-finite loss through the
+command line; and kill -9 of a pseudo-label export, which then resumes without redoing or losing a file.
+Subprocesses run `tests/fault_runner.py`, which injects the fault named by an environment variable.
+"""
+import errno
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import tauda.data
+from tauda.cli import main
+from tauda.config import apply_overrides, get_preset
+from tauda.data import write_fixture
+from tauda.pseudo import MANIFEST, export_pseudo_labels
+from tauda.train import SourceOnly, Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNNER = ROOT/"tests"/"fault_runner.py"
+RUN = ["data.minicity=false", "log.tensorboard=false", "data.num_workers=0", "schedule.log_every=1", "data.batch_size=2"]
+N_TARGET = 6  # target training images (the pseudo-label export)
+
+
+def sets(*items) -> list:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+def env(**extra) -> dict:
+    "One thread per process (identical arithmetic in every run, no oversubscription of the 2 CI cores)."
+    return {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", **extra}
+
+
+def error_line(err: str, command: str) -> str:
+    "The one line a command printed on stderr for a user-facing error."
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"tauda {command}: error: "), err[-2000:]
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def temporaries(folder: Path) -> list:
+    return sorted(p.name for p in folder.rglob(".*.tmp*"))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    "Fixture datasets in the real layouts: GTA5 source (4 images), Cityscapes target (6 unlabelled train, 2 val)."
+    root = tmp_path_factory.mktemp("faults")/"data"
+    write_fixture("gta5", root/"gta5", n=4, size=(32, 64))
+    write_fixture("cityscapes", root/"cityscapes", n=N_TARGET, size=(32, 64), split="train", seed=1)
+    write_fixture("cityscapes", root/"cityscapes", n=2, size=(32, 64), split="val", seed=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def source_checkpoint(data, tmp_path_factory):
+    "A 2-iteration source run on the fixture data (the init of stage one, the model of the pseudo-labels)."
+    out = tmp_path_factory.mktemp("source")
+    cfg = apply_overrides(get_preset("mini-source"), [f"data_root={data}", *RUN, "schedule.iterations=2"])
+    Trainer(cfg, out, progress=False).fit()
+    return out/"checkpoints"/"last.pt"
+
+
+# ---------------------------------------------------------------- kill -9 in the middle of a checkpoint write
+
+def test_kill_9_while_a_checkpoint_is_written_keeps_the_last_one_and_resume_is_exact(data, source_checkpoint, tmp_path):
+    k = random.Random(time.time_ns()).randint(2, 6)  # killed while the k-th last.pt (iteration k of 6) is half written
+    def argv(out): return [sys.executable, str(RUNNER), "train", "mini-stage1", "--quiet", "--data-root", str(data), "--out", str(out),
+                           *sets(*RUN, f"init={source_checkpoint}", "schedule.iterations=6", "schedule.checkpoint_every=1")]
+    mark = tmp_path/"hanging"
+    whole = subprocess.Popen(argv(tmp_path/"whole"), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    victim = subprocess.Popen(argv(tmp_path/"killed"), env=env(TAUDA_FAULT_HANG_SAVE=f"last.pt:{k}", TAUDA_FAULT_MARK=str(mark)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while not mark.exists() and victim.poll() is None and time.time() < deadline: time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL and mark.exists(), f"k={k}: the run ended before the save it should hang in: " + victim.stderr.read().decode()[-2000:]
+
+    checkpoints = tmp_path/"killed"/"checkpoints"
+    partial = list(checkpoints.glob(".last.pt.tmp*"))
+    assert len(partial) == 1 and 0 < partial[0].stat().st_size < int(mark.read_text()), f"k={k}"
+    with pytest.raises(Exception): torch.load(partial[0], weights_only=False)  # the half-written file is no checkpoint...
+    last = torch.load(checkpoints/"last.pt", weights_only=False)                 # ...and last.pt is still the previous one, whole
+    assert last["iteration"] == k - 1, f"k={k}"
+
+    assert whole.wait(timeout=240) == 0, whole.stderr.read().decode()[-2000:]
+    subprocess.run(argv(tmp_path/"killed") + ["--resume"], env=env(), check=True, capture_output=True, timeout=240)
+    assert temporaries(checkpoints) == [], "the resumed run removes the partial file"
+    a, b = (torch.load(tmp_path/run/"checkpoints"/"last.pt", weights_only=False) for run in ("whole", "killed"))
+    assert a["iteration"] == b["iteration"] == 6
+    for key, value in a["model"].items(): assert torch.equal(value, b["model"][key]), f"k={k}: {key}"
+    assert torch.equal(a["method"]["thresholds"]["thresholds"], b["method"]["thresholds"]["thresholds"])
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+
+
+# ---------------------------------------------------------------- a full disk while saving
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_says_so(data, tmp_path, capsys, monkeypatch):
+    run, real_save, writes = tmp_path/"run", torch.save, []
+
+    def full_disk(obj, f, *args, **kwargs):  # the second write of last.pt (the final one) finds the disk full half-way
+        if ".last.pt.tmp" in Path(getattr(getattr(f, "file", f), "name", str(f))).name:
+            writes.append(f)
+            if len(writes) == 2:
+                f.write(b"PK\x03\x04 the first bytes fit")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "mini-source", "--quiet", "--data-root", str(data), "--out", str(run),
+              *sets(*RUN, "schedule.iterations=4", "schedule.checkpoint_every=2")])
+    assert exit_.value.code == 2
+    line = error_line(capsys.readouterr().err, "train")
+    assert f"cannot write the checkpoint {run/'checkpoints'/'last.pt'}: No space left on device" in line
+    assert "the previous checkpoint there is unchanged" in line
+    monkeypatch.undo()
+    assert temporaries(run) == []
+    kept, periodic = (torch.load(run/"checkpoints"/name, weights_only=False) for name in ("last.pt", "iter_000002.pt"))
+    assert kept["iteration"] == 2 and all(torch.equal(v, periodic["model"][k]) for k, v in kept["model"].items())
+    assert not (run/"eval.json").exists()
+
+
+def test_a_write_the_file_system_refuses_is_reported_by_its_own_reason(data, tmp_path):
+    "A real failed write (a file-size limit: EFBIG, as ENOSPC on a full disk), which torch.save alone reports as 'enforce fail'."
+    run = tmp_path/"run"
+    done = subprocess.run([sys.executable, str(RUNNER), "train", "mini-source", "--quiet", "--data-root", str(data), "--out", str(run),
+                           *sets(*RUN, "schedule.iterations=1")], env=env(TAUDA_FAULT_FILE_SIZE="300000"),
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 2, done.stderr[-2000:]
+    line = error_line(done.stderr, "train")
+    assert f"cannot write the checkpoint {run/'checkpoints'/'last.pt'}: File too large" in line and "enforce fail" not in line
+    assert temporaries(run) == [] and not (run/"checkpoints"/"last.pt").exists()
+
+
+# ---------------------------------------------------------------- a data-loading worker that fails
+
+class _Timeout:
+    "Fail (instead of hanging the suite) if the block takes longer than `seconds`."
+    def __init__(self, seconds): self.seconds = seconds
+    def __enter__(self):
+        def expire(*_): raise TimeoutError(f"still running after {self.seconds} s: the run hangs")
+        self.previous = signal.signal(signal.SIGALRM, expire)
+        signal.alarm(self.seconds)
+    def __exit__(self, *exc):
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+@pytest.mark.parametrize("fault", ["raises", "killed", "exits"])
+def test_a_failing_data_loading_worker_stops_the_run_naming_the_file(data, tmp_path, capsys, monkeypatch, fault):
+    broken = tmp_path/"data"
+    write_fixture("gta5", broken/"gta5", n=4, size=(32, 64))
+    (broken/"cityscapes").symlink_to(data/"cityscapes")
+    victim = broken/"gta5"/"images"/"00003.png"
+    if fault == "raises": victim.write_bytes(victim.read_bytes()[:-60])  # truncated: the worker's decoder raises
+    else:
+        real = tauda.data.read_rgb
+        def dying(path):  # the decoder crashes hard in the worker process (a segfault, the out-of-memory killer)
+            if Path(path) == victim and torch.utils.data.get_worker_info() is not None:
+                if fault == "killed": os.kill(os.getpid(), signal.SIGKILL)
+                os._exit(3)
+            return real(path)
+        monkeypatch.setattr(tauda.data, "read_rgb", dying)  # the workers are forked: they inherit it
+    start = time.time()
+    with _Timeout(120), pytest.raises(SystemExit) as exit_:
+        main(["train", "mini-source", "--quiet", "--data-root", str(broken), "--out", str(tmp_path/"run"),
+              *sets(*RUN, "data.num_workers=2", "schedule.iterations=4")])  # 4 × 2 images: every source image is read
+    assert exit_.value.code == 2 and time.time() - start < 120
+    line = error_line(capsys.readouterr().err, "train")
+    assert str(victim) in line and "Original Traceback" not in line and "Caught" not in line
+    # torch learns of a dead worker from its SIGCHLD handler (with the signal or exit code) or while waiting for a batch (without)
+    expected = {"raises": "cannot decode as an RGB image", "killed": "(was killed by signal|exited unexpectedly)",
+                "exits": "exited unexpectedly( with exit code 3)?"}
+    assert re.search(expected[fault], line), line
+    if fault != "raises": assert "--set data.num_workers=0" in line
+
+
+def test_a_worker_failing_after_the_last_step_does_not_fail_the_run(data, tmp_path, monkeypatch):
+    "Workers read ahead; once the loop ends they are stopped, so a sample nobody will use cannot fail a finished run."
+    real, saving = tauda.data.read_rgb, tmp_path/"saving"
+    def dying_later(path):  # every read-ahead sample crashes its worker, once the final checkpoint is being saved
+        if torch.utils.data.get_worker_info() is not None and Path(path).name != "00001.png":
+            while not saving.exists(): time.sleep(0.01)
+            os._exit(3)
+        return real(path)
+    save = Trainer.save
+    def saving_first(trainer, *paths):
+        saving.touch()
+        save(trainer, *paths)
+    monkeypatch.setattr(tauda.data, "read_rgb", dying_later)
+    monkeypatch.setattr(Trainer, "save", saving_first)
+    monkeypatch.setattr(torch.utils.data._utils, "MP_STATUS_CHECK_INTERVAL", 0.5)  # how long a stopped worker is waited for
+    cfg = apply_overrides(get_preset("mini-source"), [f"data_root={data}", *RUN, "data.num_workers=1", "data.batch_size=1",
+                                                      "schedule.iterations=1", "data.scales=[1.0]"])
+    trainer = Trainer(cfg, tmp_path/"run", progress=False)
+    first = next(iter(tauda.data.SeededSampler(4, 1, tauda.data.sample_seed(cfg.seed, 0))))[0]
+    assert Path(tauda.data.sample_file(trainer.source_train, first)).name == "00001.png"  # the one sample the step uses loads
+    report = trainer.fit()
+    time.sleep(0.3)  # a worker that were still watched would fail the run by now
+    assert report["iteration"] == 1 and (tmp_path/"run"/"eval.json").is_file()
+
+
+# ---------------------------------------------------------------- a non-finite loss, through the command line
+
+def test_a_non_finite_loss_stops_the_command_in_one_line(data, tmp_path, capsys):
+    real = SourceOnly.losses
+    def poisoned(self, model, source, target=None, iteration=0):
+        terms = real(self, model, source, target, iteration)
+        return {k: v*float("inf") if iteration == 1 else v for k, v in terms.items()}
+    with mock.patch.object(SourceOnly, "losses", poisoned), pytest.raises(SystemExit) as exit_:
+        main(["train", "mini-source", "--quiet", "--data-root", str(data), "--out", str(tmp_path/"run"),
+              *sets(*RUN, "schedule.iterations=3", "schedule.checkpoint_every=1")])
+    assert exit_.value.code == 2
+    line = error_line(capsys.readouterr().err, "train")
+    assert "non-finite loss at iteration 1: source_ce=inf" in line and f"the last good checkpoint is {tmp_path/'run'/'checkpoints'/'last.pt'}" in line
+    last = torch.load(tmp_path/"run"/"checkpoints"/"last.pt", weights_only=False)
+    assert last["iteration"] == 1 and all(torch.isfinite(v).all() for v in last["model"].values())
+
+
+# ---------------------------------------------------------------- kill -9 of a pseudo-label export
+
+def _tree(out: Path) -> dict:
+    "Every output file at its final name (no manifest, no temporary), by relative path: (mtime, bytes)."
+    return {p.relative_to(out): (p.lstat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*")
+            if p.is_file() and p.name != MANIFEST and ".tmp" not in p.name}
+
+
+def test_kill_9_during_a_pseudo_label_export_then_resume_redoes_nothing_and_loses_nothing(source_checkpoint, tmp_path):
+    out, k = tmp_path/"out", random.Random(time.time_ns()).randint(1, N_TARGET - 2)
+    victim = subprocess.Popen([sys.executable, str(RUNNER), "pseudo-label", str(source_checkpoint), "--out", str(out), "--batch-size", "1"],
+                              env=env(TAUDA_FAULT_SLOW_PNG="0.15"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while len(list(out.rglob("*_gtFine_labelIds.png"))) < k and victim.poll() is None and time.time() < deadline: time.sleep(0.01)
+    time.sleep(random.Random(k).uniform(0, 0.3))  # then at a random moment, most likely in the middle of a file
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL, "the export finished before it could be killed: " + victim.stderr.read().decode()[-2000:]
+
+    before = _tree(out)
+    assert 0 < len(before) < 4*N_TARGET and json.loads((out/MANIFEST).read_text())["complete"] is False
+    for path in before:
+        with Image.open(out/path) as im: im.load()  # whatever has its final name is whole
+    complete = {p.name.removesuffix("_gtFine_labelIds.png") for p in out.rglob("*_gtFine_labelIds.png")
+                if all((p.parent/p.name.replace("labelIds", kind)).exists() for kind in ("confidence", "color"))}
+    complete = {s for s in complete if (out/"leftImg8bit"/"train"/"fixture"/f"{s}_leftImg8bit.png").exists()}
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same arithmetic as the killed process
+    try:
+        resumed = export_pseudo_labels(source_checkpoint, out, batch_size=1, progress=False)
+        reference = export_pseudo_labels(source_checkpoint, tmp_path/"reference", batch_size=1, progress=False)
+    finally: torch.set_num_threads(threads)
+    after = _tree(out)
+    assert resumed["complete"] and (resumed["computed"], resumed["skipped"]) == (N_TARGET - len(complete), len(complete))
+    assert temporaries(out) == []
+    assert all(after[p] == before[p] for p in before), "a file written before the kill was rewritten"
+    assert set(after) == set(_tree(tmp_path/"reference")) and len(after) == 4*N_TARGET
+    for path in after:
+        if path.suffix == ".png" and not (out/path).is_symlink():
+            assert np.array_equal(np.array(Image.open(out/path)), np.array(Image.open(tmp_path/"reference"/path))), path
+    assert resumed["class_share"] == reference["class_share"]
