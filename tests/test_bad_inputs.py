@@ -205,14 +205,17 @@ CASES = [
      ["run directory {file}: is a file, not a folder"]),
     ("eval --out under a file", lambda e: ["eval", str(e.source), "--out", str(e.file/"eval")], 2,
      ["output folder {file}/eval: cannot be created, {file} is a file"]),
-    ("pseudo-label --out under a file", lambda e: ["pseudo-label", str(e.source), "--out", str(e.file/"pl")], 2,
+    ("pseudo-label --out under a file", lambda e: ["pseudo-label", str(e.source), "--out", str(e.file/"pl"), "--quiet"], 2,
      ["pseudo-label folder {file}/pl: cannot be created, {file} is a file"]),
     ("pipeline --out under a file", lambda e: ["pipeline", "mini", "--quiet", "--data-root", str(e.data), "--out", str(e.file/"p"), *sets(*BASE)], 2,
      ["pipeline folder {file}/p: cannot be created"]),
     ("demo --out under a file", lambda e: ["demo", "--out", str(e.file/"demo"), "--iterations", "1"], 2, ["demo folder {file}/demo: cannot be created"]),
     ("check-data --json under a file", lambda e: ["check-data", "gta5", str(e.data/"gta5"), "--json", str(e.file/"r.json")], 2,
      ["--json {file}/r.json: {file} is not a folder"]),
-    ("pseudo-label --batch-size 0", lambda e: ["pseudo-label", str(e.source), "--out", str(e.tmp/"pl"), "--batch-size", "0"], 2,
+    ("pseudo-label of a truncated target image", lambda e: truncated(e.first("cityscapes/leftImg8bit/train/*/*.png")) and
+     ["pseudo-label", str(e.source), "--data-root", str(e.data), "--out", str(e.tmp/"pl"), "--quiet"], 2,
+     ["{data}/cityscapes/leftImg8bit/train/fixture/fixture_000000_000019_leftImg8bit.png: cannot decode as an RGB image"]),
+    ("pseudo-label --batch-size 0", lambda e: ["pseudo-label", str(e.source), "--out", str(e.tmp/"pl"), "--batch-size", "0", "--quiet"], 2,
      ["--batch-size: expected at least 1, got 0"]),
 ]
 

@@ -220,6 +220,31 @@ def test_a_worker_failing_after_the_last_step_does_not_fail_the_run(data, tmp_pa
     assert report["iteration"] == 1 and (tmp_path/"run"/"eval.json").is_file()
 
 
+def test_a_worker_killed_in_a_pseudo_label_export_names_its_file_and_a_rerun_completes(data, source_checkpoint, tmp_path, capsys,
+                                                                                      monkeypatch):
+    out = tmp_path/"out"
+    argv = ["pseudo-label", str(source_checkpoint), "--out", str(out), "--batch-size", "1", "--num-workers", "2", "--quiet"]
+    with pytest.raises(SystemExit) as exit_: main(argv)
+    assert exit_.value.code == 0
+    images = sorted((data/"cityscapes"/"leftImg8bit"/"train").rglob("*_leftImg8bit.png"))
+    for i in (2, 4): next(out.rglob(images[i].name.replace("leftImg8bit", "gtFine_labelIds"))).unlink()  # left to do: 2 and 4
+    real = tauda.data.read_rgb
+    def dying(path):
+        if Path(path) == images[4] and torch.utils.data.get_worker_info() is not None: os.kill(os.getpid(), signal.SIGKILL)
+        return real(path)
+    monkeypatch.setattr(tauda.data, "read_rgb", dying)
+    capsys.readouterr()
+    with _Timeout(120), pytest.raises(SystemExit) as exit_: main(argv)
+    assert exit_.value.code == 2
+    line = error_line(capsys.readouterr().err, "pseudo-label")
+    assert f"while loading {images[4]};" in line and "--num-workers 0" in line  # position 1 of what is left to do: image 4
+    monkeypatch.undo()
+    with pytest.raises(SystemExit) as exit_: main(argv)
+    manifest = json.loads((out/MANIFEST).read_text())
+    assert exit_.value.code == 0 and manifest["complete"] and manifest["computed"] in (1, 2)  # image 2 may have been written
+    assert len(list(out.rglob("*_gtFine_labelIds.png"))) == N_TARGET and temporaries(out) == []
+
+
 # ---------------------------------------------------------------- a non-finite loss, through the command line
 
 def test_a_non_finite_loss_stops_the_command_in_one_line(data, tmp_path, capsys):
@@ -247,7 +272,7 @@ def _tree(out: Path) -> dict:
 
 def test_kill_9_during_a_pseudo_label_export_then_resume_redoes_nothing_and_loses_nothing(source_checkpoint, tmp_path):
     out, k = tmp_path/"out", random.Random(time.time_ns()).randint(1, N_TARGET - 2)
-    victim = subprocess.Popen([sys.executable, str(RUNNER), "pseudo-label", str(source_checkpoint), "--out", str(out), "--batch-size", "1"],
+    victim = subprocess.Popen([sys.executable, str(RUNNER), "pseudo-label", str(source_checkpoint), "--out", str(out), "--batch-size", "1", "--quiet"],
                               env=env(TAUDA_FAULT_SLOW_PNG="0.15"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while len(list(out.rglob("*_gtFine_labelIds.png"))) < k and victim.poll() is None and time.time() < deadline: time.sleep(0.01)
