@@ -146,8 +146,10 @@ def set_key(cfg, key: str, value):
     group = [k for k in valid if k.startswith(key + ".")]
     if group: raise ConfigError(f"{key!r} is a group of settings: set one of its keys, e.g. {', '.join(group[:4])}")
     if key not in valid:
-        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-        raise ConfigError(f"unknown config key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "") )
+        leaf = key.rsplit(".", 1)[-1]
+        close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:1] or difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+        groups = sorted({k.split(".")[0] + ".*" for k in valid if "." in k}) + [k for k in valid if "." not in k]
+        raise ConfigError(f"unknown config key {key!r}" + (f"; did you mean {close[0]!r}?" if close else f"; keys are {', '.join(groups)}"))
     *parents, leaf = key.split(".")
     node = cfg
     for p in parents: node = getattr(node, p)

@@ -3,7 +3,7 @@
 and what was expected — never a traceback, never a silent success.
 
 Rows are distinct inputs (one row per mistake, no parametrisation duplicates): `len(CASES)` is the count. Related
-cases tested elsewhere and not repeated here: a preset or key with a near name, a non-numeric int, a non-existent data
+cases tested elsewhere and not repeated here: a preset or key with a near-miss spelling, a non-numeric int, a non-existent data
 root, a missing checkpoint to evaluate (tests/test_cli.py); stage one or two without `init`, an unknown target loss,
 an unknown --import module, a missing or source-only `init` for stage two (tests/test_method.py); an unknown
 pipeline or stage prefix, amp=fp16 on CPU (tests/test_training.py); the library-level reading errors of every layout
@@ -169,6 +169,11 @@ CASES = [
      ["{tmp}/notes.pt: cannot read the checkpoint", "not written by torch.save"]),
     ("eval of a weight file", lambda e: ["eval", str(weight_file(e))], 2, ["{tmp}/weights.pth: not a tauda checkpoint"]),
     # ---- presets, keys and values
+    ("unknown preset, nothing close to it", lambda e: ["train", "cyclegan-resnet", "--quiet", "--data-root", str(e.data)], 2,
+     ["unknown preset 'cyclegan-resnet'", "(see `tauda presets`)"]),
+    ("unknown config key, nothing close to it", lambda e: train(e, "trainer.epochs=5"), 2,
+     ["unknown config key 'trainer.epochs'; keys are data.*", "schedule.*", "seed"]),
+    ("a key in the wrong group", lambda e: train(e, "model.lr=0.1"), 2, ["unknown config key 'model.lr'; did you mean 'optim.lr'?"]),
     ("a group of settings set as one key", lambda e: train(e, "data=3"), 2, ["'data' is a group of settings", "data.source"]),
     ("--set without '='", lambda e: train(e, "optim.lr"), 2, ["--set expects key=value", "'optim.lr'"]),
     ("unknown method", lambda e: train(e, "method.name=adain"), 2, ["unknown method 'adain'", "choose one of", "stage1"]),
