@@ -43,7 +43,7 @@ class Run:
 LAMBDA_ENT = 0.1      # MinEnt's weight (from scratch), chosen on the tune split (tuning runs below)
 LAMBDA_ENT_FT = 0.1   # the entropy weight on stage one's schedule, chosen on the tune split
 LAMBDA_U = 0.1        # stage one's λ_u, chosen on the tune split
-LAMBDA_MIX = 1.0      # stage two's λ_mix, chosen on the tune split
+LAMBDA_MIX = 0.25     # stage two's λ_mix, chosen on the tune split
 RECIPE = ("optim.lr=0.03", "method.class_weights=source_freq")
 
 STUDY_DEFAULTS = {  # preset -> overrides applied before an entry's own (the values recommended for the presets)
@@ -65,6 +65,7 @@ MAIN = (
     Run("stage1-fixed", "mini-stage1", ("method.threshold=fixed",), "source", about="UFL with a fixed threshold τ0 = 0.8"),
     Run("stage2", "mini-stage2", (), "stage1", about="stage one + cross-domain image mixing, long-tail pasting p = 0.3"),
     Run("stage2-no-longtail", "mini-stage2", ("method.long_tail_p=0",), "stage1", about="stage two without long-tail pasting"),
+    Run("stage2-nomix", "mini-stage2", ("method.mixer=none",), "stage1", about="stage one continued on stage two's schedule, no mixing"),
     Run("oracle", "mini-oracle", about="trained on labelled camera images (upper bound)"),
 )
 
@@ -73,9 +74,9 @@ def _sweep(prefix, preset, key, values, starts_from="", extra=()):
                  for v in values)
 
 TUNING = (_sweep("minent", "mini-minent", "method.lambda_ent", (0.01, 0.03, 0.1, 0.3, 1.0)) +
-          _sweep("minent-ft", "mini-stage1", "method.lambda_u", (0.01, 0.1, 1.0), "source", ("method.target_loss=entropy",)) +
+          _sweep("minent-ft", "mini-stage1", "method.lambda_u", (0.01, 0.03, 0.1, 0.3, 1.0), "source", ("method.target_loss=entropy",)) +
           _sweep("stage1", "mini-stage1", "method.lambda_u", (0.003, 0.01, 0.03, 0.1, 0.3, 1.0), "source") +
-          _sweep("stage2", "mini-stage2", "method.lambda_mix", (0.5, 1.0), "stage1"))
+          _sweep("stage2", "mini-stage2", "method.lambda_mix", (0.1, 0.25, 0.5, 1.0, 2.0), "stage1"))
 
 ABLATIONS = (_sweep("stage1", "mini-stage1", "method.gamma", (0, 1, 3), "source") +
              tuple(Run(f"stage1-b={b:g},d={d:g}", "mini-stage1", (f"method.b={b:g}", f"method.d={d:g}"), "source", about=f"b = {b:g}, d = {d:g}")
@@ -160,7 +161,16 @@ class Study:
         self.data_root, self.runs, self.progress = str(data_root or ""), runs or RUNS, progress
 
     def run_dir(self, run: Run, seed: int) -> Path:
-        return self.out/f"{run.name}-s{seed}-{fingerprint(run, seed, self.overrides, self.runs)}"
+        "`OUT/NAME-sSEED-FINGERPRINT`, or a finished run directory of another entry with the same config (a tuning point equal to a main entry)."
+        fp = fingerprint(run, seed, self.overrides, self.runs)
+        same = [d for d in sorted(self.out.glob(f"*-s{seed}-{fp}")) if (d/"eval.json").is_file() and (d/"checkpoints"/"last.pt").is_file()]
+        return same[0] if same else self.out/f"{run.name}-s{seed}-{fp}"
+
+    def _twin(self, fp: str, seed: int):
+        "A stored record of another entry with the same fingerprint and seed (the same training run under another name)."
+        for path in sorted(self.results.glob(f"*-s{seed}.json")):
+            r = read_record(path)
+            if r and r.get("fingerprint") == fp and r.get("seed") == seed: return r
 
     def checkpoint(self, name: str, seed: int) -> Path:
         "The last checkpoint of the finished entry `name` at `seed`, training it first if needed."
@@ -176,6 +186,11 @@ class Study:
         stored = read_record(path)
         current = bool(stored) and stored.get("fingerprint") == fp
         if current and not force: return {**stored, "status": "stored"}
+        twin = None if current or force else self._twin(fp, seed)
+        if twin:  # the same run under another name: copy its record rather than train it again
+            record = {**twin, "name": name, "about": run.about, "starts_from": run.starts_from, "copied_from": twin["name"]}
+            _write_json(path, record)
+            return {**record, "status": "stored"}
         cfg = build_config(run, seed, self.overrides, self.data_root)
         if run.starts_from: cfg.init = str(self.checkpoint(run.starts_from, seed))
         start = time.time()
@@ -186,12 +201,18 @@ class Study:
                   "overrides": [*STUDY_DEFAULTS.get(run.preset, ()), *run.overrides, *self.overrides],
                   "iterations": trainer.iteration, "resumed_from": resumed_from, "seconds": round(time.time() - start, 1),
                   "date": time.strftime("%Y-%m-%d %H:%M"), "hardware": hardware(),
-                  "val": report["target"], "tune": self._evaluate_tune(trainer), "source": report.get("source"),
+                  "val": report["target"], "val_confusion": self._confusion(trainer, trainer.target_eval),
+                  "tune": self._evaluate_tune(trainer), "source": report.get("source"),
                   "log": _read_log(trainer.out/"log.jsonl"),
                   "maps": prediction_maps(trainer.model, trainer.target_eval, device=trainer.device),
                   "config": {k: v for k, v in to_dict(cfg).items() if k not in ("data_root", "init")}}
         if not current: _write_json(path, record)  # a forced re-run of a stored record (to rebuild a checkpoint) keeps the record
         return {**record, "status": "ran"}
+
+    def _confusion(self, trainer, data) -> list:
+        "The confusion matrix on `data` (rows: true class, columns: predicted class), as lists of pixel counts."
+        cm = evaluate(trainer.model, data, trainer.protocol.num_classes, trainer.device, trainer.cfg.schedule.eval_batch_size)
+        return cm.matrix.tolist()
 
     def _evaluate_tune(self, trainer):
         "Evaluation on the `tune` split (where hyper-parameters are chosen), or `None` if the target has none."

@@ -7,7 +7,7 @@ import pytest
 
 from tauda.labels import MINICITY10
 from tauda.minicity import MinicitySpec, ensure_minicity
-from tauda.study import MAIN, RUNS, format_summary, load_records, study_main, study_plan, summarise, unpack
+from tauda.study import LAMBDA_U, MAIN, RUNS, format_summary, load_records, study_main, study_plan, summarise, unpack
 
 TINY = ["--set", "schedule.iterations=2", "--set", "data.batch_size=2", "--set", "schedule.eval_batch_size=4", "--quiet"]
 
@@ -38,6 +38,10 @@ def test_writes_records_and_skips_finished_entries(setting, capsys):
     capsys.readouterr()
     assert study_main(["--runs", "source,stage1", *args]) == 0
     assert "0 trained" in capsys.readouterr().out and mtimes(tmp/"results") == before
+    assert study_main(["--runs", f"stage1-lambda_u={LAMBDA_U:g}", *args]) == 0  # the tuning point equal to `stage1`: copied, not trained
+    assert "0 trained" in capsys.readouterr().out
+    twin = json.loads((tmp/"results"/f"stage1-lambda_u={LAMBDA_U:g}-s0.json").read_text())
+    assert twin["copied_from"] == "stage1" and twin["val"] == rec["val"]
     summary = summarise(load_records(tmp/"results"))
     assert summary["stage1"]["seeds"] == [0] and summary["stage1"]["miou_std"] == 0.0
     assert "stage1" in format_summary(summary)
