@@ -28,9 +28,9 @@ SUITE = {  # name: command (a JSON path is appended with --json, except for the 
     "steps": [sys.executable, str(BENCH/"bench_steps.py"), "--reps", "4"],
     "models": [sys.executable, str(BENCH/"bench_models.py"), "--size", "128", "256", "--reps", "2"],
 }
-TIMED = {  # name: command whose wall time is the result
-    "demo": [sys.executable, "-m", "tauda.cli", "demo", "--out", "{tmp}/demo"],
-    "notebooks": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT/"tests"/"test_notebooks.py")],
+TIMED = {  # name: (command whose wall time is the result, a JSON file it writes that is kept too, or None)
+    "demo": ([sys.executable, "-m", "tauda.cli", "demo", "--out", "{tmp}/demo"], "{tmp}/demo/results.json"),
+    "notebooks": ([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT/"tests"/"test_notebooks.py")], None),
 }
 
 
@@ -63,9 +63,10 @@ def main():
             path = Path(tmp)/f"{name}.json"
             wall = run(name, command + ["--json", str(path)], tmp)
             results[name] = {"results": json.loads(path.read_text()), **wall}
-        for name, command in TIMED.items():
+        for name, (command, kept) in TIMED.items():
             if name in args.skip: continue
             results[name] = run(name, [c.format(tmp=tmp) for c in command], tmp)
+            if kept: results[name]["results"] = json.loads(Path(kept.format(tmp=tmp)).read_text())
     results["total_s"] = round(time.perf_counter() - start, 1)
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out} ({results['total_s']:.0f} s)")

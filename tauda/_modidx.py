@@ -118,6 +118,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'tauda.data._cityscapes_label': ('data.html#_cityscapes_label', 'tauda/data.py'),
                             'tauda.data._dataset_class': ('data.html#_dataset_class', 'tauda/data.py'),
                             'tauda.data._detail': ('data.html#_detail', 'tauda/data.py'),
+                            'tauda.data._hung': ('data.html#_hung', 'tauda/data.py'),
                             'tauda.data._inspect': ('data.html#_inspect', 'tauda/data.py'),
                             'tauda.data._labelid_palette': ('data.html#_labelid_palette', 'tauda/data.py'),
                             'tauda.data._png_chunk': ('data.html#_png_chunk', 'tauda/data.py'),

@@ -472,12 +472,21 @@ class Tracked(Dataset):
         finally:
             if slot is not None: self.loading[slot, 1] = -1
 
-    def loading_in(self, pid: int) -> list:
-        "The files that worker process `pid` was loading."
-        rows = self.loading[self.loading[:, 0] == pid]  # [k, 2]
+    def loading_in(self, pid: int | None = None) -> list:
+        "The files that worker process `pid` (default: any worker) is loading."
+        rows = self.loading if pid is None else self.loading[self.loading[:, 0] == pid]  # [k, 2]
         return [sample_file(self.dataset, int(i)) for i in rows[:, 1] if i >= 0]
 
 _WORKER_DIED = re.compile(r"DataLoader worker \(pid(?:\(s\))? ([\d, ]+)\) (.*?)(?:\.\s|\.?$)", re.S)
+
+_WORKER_TIMED_OUT = re.compile(r"DataLoader timed out after ([\d.]+) seconds")
+
+def _hung(seconds: float, datasets, hint: str) -> DataLoadingError:
+    files = [f for d in datasets if isinstance(d, Tracked) for f in d.loading_in()]
+    where = f"while loading {', '.join(files)}" if files else "while no sample was being read"
+    return DataLoadingError(f"no batch came from the data-loading workers for {seconds:g} s {where}: a read that hangs "
+                            f"(a network file system, a stuck decoder)? Check the file, raise the limit "
+                            f"(--set data.worker_timeout=SECONDS, 0 for none), or {hint}")
 
 NUM_WORKERS_HINT = "run with --set data.num_workers=0 to see the error in the main process"
 
@@ -488,6 +497,8 @@ def loader_failure(error: BaseException, datasets=(), hint: str = NUM_WORKERS_HI
         last = text.rstrip().splitlines()[-1]  # "module.ErrorType: message"
         kind, sep, message = last.partition(": ")
         return DataLoadingError(message if sep and " " not in kind else last)
+    timed_out = _WORKER_TIMED_OUT.search(text)
+    if timed_out is not None: return _hung(float(timed_out[1]), datasets, hint)
     died = _WORKER_DIED.search(text)
     if died is None: return None
     pids, how = [int(p) for p in died[1].replace(",", " ").split()], died[2].replace("is killed", "was killed")

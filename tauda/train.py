@@ -56,8 +56,9 @@ def train_stream(dataset, cfg: Config, stream: int, start_iter: int, rank: int |
     if rank is None: rank, world_size = rank_and_world()
     transform = JointTransform(cfg.data.crop, cfg.data.scales, cfg.data.flip)
     sampler = SeededSampler(len(dataset), cfg.data.batch_size, sample_seed(cfg.seed, stream), start_iter, rank, world_size)
-    loader = DataLoader(Seeded(dataset, transform), batch_size=cfg.data.batch_size, sampler=sampler,
-                        num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0)
+    workers = cfg.data.num_workers
+    loader = DataLoader(Seeded(dataset, transform), batch_size=cfg.data.batch_size, sampler=sampler, num_workers=workers,
+                        persistent_workers=workers > 0, timeout=cfg.data.worker_timeout if workers else 0)  # a hung read stops the run
     return Stream(loader)  # an iterator that keeps its dataset, to name the file if a worker fails
 
 # %% ../nbs/10_train.ipynb #c009
@@ -184,7 +185,7 @@ class TargetAdaptation(Method):
         if self.rule and "thresholds" in state: self.rule.load_state_dict(state["thresholds"])
 
     def log_values(self):
-        values = {k: float(v) for k, v in self.stats.items()}
+        values = {k: v if isinstance(v, int) else float(v) for k, v in self.stats.items()}  # counters stay integers
         if self.rule is not None: values["thresholds"] = [round(t, 5) for t in self.rule.thresholds.tolist()]
         return values
 

@@ -5,7 +5,7 @@ a non-finite loss through the `Trainer` API (tests/test_training.py); an export 
 file write, and deleted outputs being redone (tests/test_pseudo.py).
 
 Here: kill -9 *while a checkpoint is being written*; a full disk while saving (simulated, and a real write refused
-by the operating system); a data-loading worker that raises, is killed, or exits; a non-finite loss through the
+by the operating system); a data-loading worker that raises, is killed, exits or hangs; a non-finite loss through the
 command line; and kill -9 of a pseudo-label export, which then resumes without redoing or losing a file.
 Subprocesses run `tests/fault_runner.py`, which injects the fault named by an environment variable.
 """
@@ -166,7 +166,7 @@ class _Timeout:
         signal.signal(signal.SIGALRM, self.previous)
 
 
-@pytest.mark.parametrize("fault", ["raises", "killed", "exits"])
+@pytest.mark.parametrize("fault", ["raises", "killed", "exits", "hangs"])
 def test_a_failing_data_loading_worker_stops_the_run_naming_the_file(data, tmp_path, capsys, monkeypatch, fault):
     broken = tmp_path/"data"
     write_fixture("gta5", broken/"gta5", n=4, size=(32, 64))
@@ -175,8 +175,9 @@ def test_a_failing_data_loading_worker_stops_the_run_naming_the_file(data, tmp_p
     if fault == "raises": victim.write_bytes(victim.read_bytes()[:-60])  # truncated: the worker's decoder raises
     else:
         real = tauda.data.read_rgb
-        def dying(path):  # the decoder crashes hard in the worker process (a segfault, the out-of-memory killer)
+        def dying(path):  # the decoder crashes hard in the worker process (a segfault, the out-of-memory killer), or hangs
             if Path(path) == victim and torch.utils.data.get_worker_info() is not None:
+                if fault == "hangs": time.sleep(600)  # a read from a stalled network file system
                 if fault == "killed": os.kill(os.getpid(), signal.SIGKILL)
                 os._exit(3)
             return real(path)
@@ -184,13 +185,13 @@ def test_a_failing_data_loading_worker_stops_the_run_naming_the_file(data, tmp_p
     start = time.time()
     with _Timeout(120), pytest.raises(SystemExit) as exit_:
         main(["train", "mini-source", "--quiet", "--data-root", str(broken), "--out", str(tmp_path/"run"),
-              *sets(*RUN, "data.num_workers=2", "schedule.iterations=4")])  # 4 × 2 images: every source image is read
+              *sets(*RUN, "data.num_workers=2", "schedule.iterations=4", "data.worker_timeout=5")])  # 4 × 2 images: all are read
     assert exit_.value.code == 2 and time.time() - start < 120
     line = error_line(capsys.readouterr().err, "train")
     assert str(victim) in line and "Original Traceback" not in line and "Caught" not in line
     # torch learns of a dead worker from its SIGCHLD handler (with the signal or exit code) or while waiting for a batch (without)
     expected = {"raises": "cannot decode as an RGB image", "killed": "(was killed by signal|exited unexpectedly)",
-                "exits": "exited unexpectedly( with exit code 3)?"}
+                "exits": "exited unexpectedly( with exit code 3)?", "hangs": "no batch came from the data-loading workers for 5 s"}
     assert re.search(expected[fault], line), line
     if fault != "raises": assert "--set data.num_workers=0" in line
 
