@@ -49,8 +49,9 @@ def ufl_pixelwise(weak_logits: torch.Tensor, strong_logits: torch.Tensor, class_
 
 def ufl_loss(weak_logits, strong_logits, mask, class_weights=None, focal="adaptive", gamma=2.0):
     "Mean unsupervised focal loss over the pixels of `mask` `[B, H, W]`; `None` when the mask is empty."
-    if not bool(mask.any()): return None
-    kept = lambda z: z.movedim(1, -1)[mask]                   # [N, C]: only the kept pixels are computed
+    b, i, j = mask.nonzero(as_tuple=True)                     # [N] each: the kept pixels
+    if len(b) == 0: return None
+    kept = lambda z: z.movedim(1, -1)[b, i, j]                # [N, C]: only the kept pixels are computed
     return ufl_rows(kept(weak_logits), kept(strong_logits), class_weights, focal, gamma).mean()
 
 # %% ../nbs/07_ufl.ipynb #c015
