@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['LAMBDA_ENT', 'LAMBDA_ENT_FT', 'LAMBDA_U', 'LAMBDA_MIX', 'MAIN', 'TUNING', 'ABLATIONS', 'RUNS', 'DEMO_RUNS',
-           'MAP_IMAGES', 'Run', 'build_config', 'fingerprint', 'pack', 'unpack', 'prediction_maps', 'hardware',
-           'record_path', 'read_record', 'Study', 'load_records', 'summarise', 'format_summary', 'study_plan',
-           'study_main']
+           'MAP_IMAGES', 'ASSIGNMENT_RUNS', 'Run', 'build_config', 'fingerprint', 'pack', 'unpack', 'prediction_maps',
+           'hardware', 'record_path', 'read_record', 'Study', 'load_records', 'summarise', 'format_summary',
+           'study_plan', 'study_main', 'experiment', 'run_log', 'evaluate_checkpoint', 'source_checkpoint', 'stage_one']
 
 # %% ../nbs/13_study.ipynb #c003
 import argparse
@@ -15,7 +15,9 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from .config import MINI_LAMBDA_ENT, MINI_LAMBDA_MIX, MINI_LAMBDA_U, ConfigError
 from .data import DataError, build_dataset
 from .entropy import entropy_map
 from .metrics import miou_report
+from .minicity import ensure_minicity
 from .train import CheckpointError, Trainer, TrainingError, dataset_root, evaluate, upsample
 
 # %% ../nbs/13_study.ipynb #c005
@@ -303,3 +306,37 @@ def study_main(argv=None) -> int:
     print(f"\n{len(records)} entries ({sum(r['status'] == 'ran' for r in records)} trained) in {time.time() - start:.0f} s; "
           f"records in {Path(args.results).resolve()}")
     return 0
+
+# %% ../nbs/13_study.ipynb #c052
+ASSIGNMENT_RUNS = Path("runs/assignments")
+def _request(cfg) -> dict:
+    "What decides a run's result: its config and the bytes of the checkpoint it starts from."
+    init = Path(cfg.init) if cfg.init else None
+    return {"config": to_dict(cfg), "init_sha1": hashlib.sha1(init.read_bytes()).hexdigest() if init and init.is_file() else ""}
+def experiment(name: str, preset: str, *overrides, root=ASSIGNMENT_RUNS, cached: bool = True, data_root="") -> dict:
+    "Train `preset` with `overrides` on minicity (default: the cached copy) into `root/name` and return its evaluation; `cached` reuses a finished identical run."
+    out = Path(root)/name
+    cfg = apply_overrides(get_preset(preset), [f"data_root={data_root or ensure_minicity(progress=False)}", *overrides])
+    request = _request(cfg)
+    if cached and read_record(out/"experiment.json") == request and (report := read_record(out/"eval.json")): return report
+    shutil.rmtree(out, ignore_errors=True)
+    report = Trainer(cfg, out, progress=False).fit()
+    _write_json(out/"experiment.json", request)
+    print(f"{name}: target mIoU {report['target']['miou']}")
+    return report
+def run_log(name: str, root=ASSIGNMENT_RUNS) -> list:
+    "The training log of the run `root/name`, one dict per logged iteration."
+    return _read_log(Path(root)/name/"log.jsonl")
+def evaluate_checkpoint(checkpoint, split: str = "tune", data_root="") -> dict:
+    "Evaluate the mini model of `checkpoint` on minicity's camera `split` (no training, nothing written)."
+    cfg = apply_overrides(get_preset("mini-source"), [f"data_root={data_root or ensure_minicity(progress=False)}", f"init={checkpoint}",
+                                                      f"data.eval_split={split}"])
+    with tempfile.TemporaryDirectory() as tmp: return Trainer(cfg, Path(tmp)/"eval", progress=False).evaluate_and_report()
+def source_checkpoint(root=ASSIGNMENT_RUNS) -> Path:
+    "The last checkpoint of the source-only model shared by the assignments (`mini-source` in `root/source`)."
+    experiment("source", "mini-source", root=root)
+    return Path(root)/"source"/"checkpoints"/"last.pt"
+def stage_one(root=ASSIGNMENT_RUNS) -> tuple:
+    "`(evaluation, last checkpoint)` of the shared stage-one model: `mini-stage1` from `source_checkpoint`, evaluated on `tune`, in `root/stage1`."
+    report = experiment("stage1", "mini-stage1", f"init={source_checkpoint(root)}", "data.eval_split=tune", root=root)
+    return report, Path(root)/"stage1"/"checkpoints"/"last.pt"
