@@ -58,10 +58,11 @@ def predict(model, images: torch.Tensor, size) -> tuple:
     return ids, confidence
 
 # %% ../nbs/12_pseudo.ipynb #c011
-def predictions(model, dataset, batch_size: int = 1, num_workers: int = 0, progress: bool = False):
+def predictions(model, dataset, batch_size: int = 1, num_workers: int = 0, progress: bool = False, worker_timeout: float = 0):
     "Yield `(position, train ids [H, W], confidence [H, W])` (numpy) for every image of `dataset`, in order, at the original resolution."
     device = next(model.parameters()).device
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        timeout=worker_timeout if num_workers else 0)  # a hung read stops the export
     position = 0
     with tqdm(total=len(dataset), desc="pseudo-labels", unit="img", disable=not progress) as bar:
         for images, placeholders in loader:  # [B, 3, h, w], [B, H, W]
@@ -157,10 +158,12 @@ def _class_pixels(train_ids: np.ndarray, num_classes: int) -> np.ndarray:
     return np.bincount(train_ids.ravel(), minlength=256)[:num_classes]  # [C]
 
 def export_pseudo_labels(checkpoint, out=None, data_root=None, split=None, batch_size=None, progress: bool = True,
-                         overwrite: bool = False, colour: bool = True, device="auto", num_workers: int | None = None) -> dict:
+                         overwrite: bool = False, colour: bool = True, device="auto", num_workers: int | None = None,
+                         worker_timeout: float | None = None) -> dict:
     "Write the pseudo-labels of `checkpoint` on the target split as a Cityscapes-layout tree at `out`; returns the manifest."
     if batch_size is not None and batch_size < 1: raise ConfigError(f"--batch-size: expected at least 1, got {batch_size}")
     if num_workers is not None and num_workers < 0: raise ConfigError(f"--num-workers: expected 0 or more, got {num_workers}")
+    if worker_timeout is not None and worker_timeout < 0: raise ConfigError(f"--worker-timeout: expected 0 or more, got {worker_timeout:g}")
     checkpoint = Path(checkpoint)
     out = output_dir(Path(out) if out else checkpoint.parent.parent/"pseudo_labels", "pseudo-label folder", create=False)
     model, cfg, iteration = load_for_inference(checkpoint, device)
@@ -183,8 +186,10 @@ def export_pseudo_labels(checkpoint, out=None, data_root=None, split=None, batch
     batch_size = cfg.schedule.eval_batch_size if batch_size is None else batch_size
     images = Tracked(Subset(dataset, todo))  # a worker that fails names its file
     num_workers = cfg.data.num_workers if num_workers is None else num_workers
-    with worker_failures(images, hint="pass --num-workers 0 to see the error in the main process"):
-        for position, train_ids, conf in predictions(model, images, batch_size, num_workers, progress):
+    worker_timeout = cfg.data.worker_timeout if worker_timeout is None else worker_timeout
+    with worker_failures(images, hint="pass --num-workers 0 to see the error in the main process",
+                         timeout_hint="--worker-timeout SECONDS"):
+        for position, train_ids, conf in predictions(model, images, batch_size, num_workers, progress, worker_timeout):
             i = todo[position]
             write_outputs(paths[i], dataset.images[i], train_ids, conf, protocol, overwrite)
             pixels += _class_pixels(train_ids, protocol.num_classes)
@@ -206,6 +211,8 @@ def _pseudo_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="images per forward pass (default: the run's schedule.eval_batch_size)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--num-workers", type=int, help="data-loading worker processes (default: the run's data.num_workers)")
+    p.add_argument("--worker-timeout", type=float, help="seconds without a batch from the workers before the export stops, "
+                                                         "0 for no limit (default: the run's data.worker_timeout)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="rewrite every output, even if another checkpoint made the existing ones")
     p.add_argument("--no-colour", dest="colour", action="store_false", help="do not write the colour renderings")
@@ -217,7 +224,8 @@ def pseudo_label_main(argv=None) -> int:
     except SystemExit as e: return 0 if e.code in (0, None) else 2  # argparse printed the help or the usage error
     try:
         m = export_pseudo_labels(args.checkpoint, args.out, args.data_root, args.split, args.batch_size, progress=not args.quiet,
-                                 overwrite=args.overwrite, colour=args.colour, device=args.device, num_workers=args.num_workers)
+                                 overwrite=args.overwrite, colour=args.colour, device=args.device, num_workers=args.num_workers,
+                                 worker_timeout=args.worker_timeout)
     except (CheckpointError, DataError, ConfigError) as e:
         print(f"tauda pseudo-label: error: {e}", file=sys.stderr)
         return 2

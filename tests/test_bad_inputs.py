@@ -188,6 +188,7 @@ CASES = [
     ("checkpoint every 0 iterations", lambda e: train(e, "schedule.checkpoint_every=0"), 2, ["schedule.checkpoint_every=0 (expected at least 1)"]),
     ("empty batch", lambda e: train(e, "data.batch_size=0"), 2, ["data.batch_size=0 (expected at least 1)"]),
     ("negative learning rate", lambda e: train(e, "optim.lr=-0.01"), 2, ["optim.lr=-0.01 (expected a positive number)"]),
+    ("negative worker timeout", lambda e: train(e, "data.worker_timeout=-1"), 2, ["data.worker_timeout=-1.0 (expected 0 or more)"]),
     ("crop of one number", lambda e: train(e, "data.crop=[64]"), 2, ["data.crop=[64] (expected (height, width)"]),
     ("no scales", lambda e: train(e, "data.scales=[]"), 2, ["data.scales=[] (expected one or more positive factors)"]),
     ("crop larger than the images (height and width swapped)", lambda e: train(e, "data.crop=[128,64]", "data.scales=[1.0]"), 2,
@@ -222,6 +223,8 @@ CASES = [
      ["{data}/cityscapes/leftImg8bit/train/fixture/fixture_000000_000019_leftImg8bit.png: cannot decode as an RGB image"]),
     ("pseudo-label --batch-size 0", lambda e: ["pseudo-label", str(e.source), "--out", str(e.tmp/"pl"), "--batch-size", "0", "--quiet"], 2,
      ["--batch-size: expected at least 1, got 0"]),
+    ("pseudo-label --worker-timeout -5", lambda e: ["pseudo-label", str(e.source), "--out", str(e.tmp/"pl"), "--worker-timeout", "-5",
+                                                    "--quiet"], 2, ["--worker-timeout: expected 0 or more, got -5"]),
 ]
 
 

@@ -193,7 +193,8 @@ def test_a_failing_data_loading_worker_stops_the_run_naming_the_file(data, tmp_p
     expected = {"raises": "cannot decode as an RGB image", "killed": "(was killed by signal|exited unexpectedly)",
                 "exits": "exited unexpectedly( with exit code 3)?", "hangs": "no batch came from the data-loading workers for 5 s"}
     assert re.search(expected[fault], line), line
-    if fault != "raises": assert "--set data.num_workers=0" in line
+    if fault in ("killed", "exits"): assert "--set data.num_workers=0" in line
+    if fault == "hangs": assert "--set data.worker_timeout=SECONDS" in line
 
 
 def test_a_worker_failing_after_the_last_step_does_not_fail_the_run(data, tmp_path, monkeypatch):
@@ -244,6 +245,22 @@ def test_a_worker_killed_in_a_pseudo_label_export_names_its_file_and_a_rerun_com
     manifest = json.loads((out/MANIFEST).read_text())
     assert exit_.value.code == 0 and manifest["complete"] and manifest["computed"] in (1, 2)  # image 2 may have been written
     assert len(list(out.rglob("*_gtFine_labelIds.png"))) == N_TARGET and temporaries(out) == []
+
+
+def test_a_hung_worker_stops_a_pseudo_label_export_naming_its_file(data, source_checkpoint, tmp_path, capsys, monkeypatch):
+    images = sorted((data/"cityscapes"/"leftImg8bit"/"train").rglob("*_leftImg8bit.png"))
+    real = tauda.data.read_rgb
+    def hanging(path):  # a read from a stalled network file system
+        if Path(path) == images[1] and torch.utils.data.get_worker_info() is not None: time.sleep(600)
+        return real(path)
+    monkeypatch.setattr(tauda.data, "read_rgb", hanging)
+    start = time.time()
+    with _Timeout(120), pytest.raises(SystemExit) as exit_:
+        main(["pseudo-label", str(source_checkpoint), "--out", str(tmp_path/"out"), "--batch-size", "1", "--num-workers", "2",
+              "--worker-timeout", "3", "--quiet"])
+    assert exit_.value.code == 2 and time.time() - start < 120
+    line = error_line(capsys.readouterr().err, "pseudo-label")
+    assert f"no batch came from the data-loading workers for 3 s while loading {images[1]}" in line and "--worker-timeout SECONDS" in line
 
 
 # ---------------------------------------------------------------- a non-finite loss, through the command line
