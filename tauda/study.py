@@ -309,10 +309,12 @@ def study_main(argv=None) -> int:
 
 # %% ../nbs/13_study.ipynb #c052
 ASSIGNMENT_RUNS = Path("runs/assignments")
+
 def _request(cfg) -> dict:
     "What decides a run's result: its config and the bytes of the checkpoint it starts from."
     init = Path(cfg.init) if cfg.init else None
     return {"config": to_dict(cfg), "init_sha1": hashlib.sha1(init.read_bytes()).hexdigest() if init and init.is_file() else ""}
+
 def experiment(name: str, preset: str, *overrides, root=ASSIGNMENT_RUNS, cached: bool = True, data_root="") -> dict:
     "Train `preset` with `overrides` on minicity (default: the cached copy) into `root/name` and return its evaluation; `cached` reuses a finished identical run."
     out = Path(root)/name
@@ -324,18 +326,22 @@ def experiment(name: str, preset: str, *overrides, root=ASSIGNMENT_RUNS, cached:
     _write_json(out/"experiment.json", request)
     print(f"{name}: target mIoU {report['target']['miou']}")
     return report
+
 def run_log(name: str, root=ASSIGNMENT_RUNS) -> list:
     "The training log of the run `root/name`, one dict per logged iteration."
     return _read_log(Path(root)/name/"log.jsonl")
+
 def evaluate_checkpoint(checkpoint, split: str = "tune", data_root="") -> dict:
     "Evaluate the mini model of `checkpoint` on minicity's camera `split` (no training, nothing written)."
     cfg = apply_overrides(get_preset("mini-source"), [f"data_root={data_root or ensure_minicity(progress=False)}", f"init={checkpoint}",
                                                       f"data.eval_split={split}"])
     with tempfile.TemporaryDirectory() as tmp: return Trainer(cfg, Path(tmp)/"eval", progress=False).evaluate_and_report()
+
 def source_checkpoint(root=ASSIGNMENT_RUNS) -> Path:
     "The last checkpoint of the source-only model shared by the assignments (`mini-source` in `root/source`)."
     experiment("source", "mini-source", root=root)
     return Path(root)/"source"/"checkpoints"/"last.pt"
+
 def stage_one(root=ASSIGNMENT_RUNS) -> tuple:
     "`(evaluation, last checkpoint)` of the shared stage-one model: `mini-stage1` from `source_checkpoint`, evaluated on `tune`, in `root/stage1`."
     report = experiment("stage1", "mini-stage1", f"init={source_checkpoint(root)}", "data.eval_split=tune", root=root)
