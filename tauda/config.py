@@ -180,9 +180,9 @@ def _within(low, high, closed_high=True): return lambda v: low <= v <= high if c
 CHECKS = [  # (key, test, what is expected); every key's type is already right
     *[(k, _at_least(1), "at least 1") for k in ("schedule.iterations", "schedule.log_every", "schedule.checkpoint_every",
                                                  "schedule.eval_batch_size", "data.batch_size")],
-    *[(k, _at_least(0), "0 or more") for k in ("data.num_workers", "data.worker_timeout", "log.images_every", "log.eval_every", "optim.weight_decay",
-                                                "optim.poly_power", "method.lambda_ent", "method.lambda_u", "method.lambda_mix",
-                                                "method.gamma", "method.d")],
+    *[(k, _at_least(0), "0 or more") for k in ("data.num_workers", "data.worker_timeout", "log.images_every", "log.eval_every",
+                                                "optim.weight_decay", "optim.poly_power", "method.lambda_ent", "method.lambda_u",
+                                                "method.lambda_mix", "method.gamma", "method.d")],
     ("data.crop", _is_size, "(height, width): two positive integers"),
     *[(k, lambda v: v == () or _is_size(v), "(height, width): two positive integers, or [] for no resizing")
       for k in ("data.source_size", "data.target_size")],
