@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from .labels import IGNORE
-from .ufl import Registry, label_statistics
+from .data import label_statistics
+from .registry import Registry
 from .views import StrongView, photometric
 
 # %% ../nbs/08_cim.ipynb #c005
@@ -60,7 +61,8 @@ class ClassImageIndex:
 # %% ../nbs/08_cim.ipynb #c011
 def paste_probabilities(thresholds: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
     "`softmax(1/θ)` over the available classes (0 elsewhere), `[C]`."
-    logits = torch.where(available, 1/thresholds.double().clamp_min(1e-6), torch.tensor(-math.inf, dtype=torch.float64))  # θ = 0: no inf
+    never = torch.tensor(-math.inf, dtype=torch.float64)
+    logits = torch.where(available, 1/thresholds.double().clamp_min(1e-6), never)   # θ = 0: no inf
     return torch.softmax(logits, 0)
 
 def sample_paste_classes(thresholds, available, k: int, g: torch.Generator) -> torch.Tensor:
@@ -69,7 +71,7 @@ def sample_paste_classes(thresholds, available, k: int, g: torch.Generator) -> t
     return torch.multinomial(probs, min(k, int(available.sum())), replacement=False, generator=g)
 
 def crop_around(image: torch.Tensor, label: torch.Tensor, c: int, size, g: torch.Generator):
-    "A `size` `(h, w)` crop of `image` `[3, H, W]` / `label` `[H, W]` around a random pixel of class `c` (padded with 0/255)."
+    "A `size` `(h, w)` crop of `image` `[3, H, W]` / `label` `[H, W]` around a random pixel of class `c` (pad 0/255)."
     h, w = size
     ys, xs = torch.nonzero(label == c, as_tuple=True)
     k = int(torch.randint(len(ys), (), generator=g))
@@ -84,7 +86,7 @@ def crop_around(image: torch.Tensor, label: torch.Tensor, c: int, size, g: torch
 # %% ../nbs/08_cim.ipynb #c013
 @dataclass
 class MixedBatch:
-    "A mixed batch: images `[B, 3, H, W]`, labels `[B, H, W]`, pixel weights `[B, H, W]`, and the pasted-pixel mask."
+    "A mixed batch: images `[B, 3, H, W]`, labels `[B, H, W]`, pixel weights `[B, H, W]`, the pasted-pixel mask."
     images: torch.Tensor
     labels: torch.Tensor
     weights: torch.Tensor
@@ -120,7 +122,7 @@ class CrossDomainMixer:
         return image, label, mask
 
     def __call__(self, xs, ys, xt, pseudo, confidence, thresholds, seeds) -> MixedBatch:
-        "Mix source `(xs, ys)` into target `xt` labelled `pseudo` with `confidence` `[B, H, W]`; sample `k` uses `seeds[k]`."
+        "Mix source `(xs, ys)` into target `xt` labelled `pseudo` (`confidence` `[B, H, W]`); sample k uses `seeds[k]`."
         images, labels, pasted = [], [], []
         for k, seed in enumerate(seeds):
             g = torch.Generator().manual_seed(int(seed))

@@ -21,9 +21,10 @@ IGNORE = 255  # the train id of every pixel that is not scored
 CITYSCAPES_TABLE = {l.name: l for l in _cityscapes_labels if 0 <= l.trainId < IGNORE}  # the 19 scored classes, by name
 
 # %% ../nbs/00_labels.ipynb #c008
+# SYNTHIA id -> Cityscapes class
 SYNTHIA_CLASSES = {3: "road", 4: "sidewalk", 2: "building", 21: "wall", 5: "fence", 7: "pole", 15: "traffic light",
                    9: "traffic sign", 6: "vegetation", 16: "terrain", 1: "sky", 10: "person", 17: "rider", 8: "car",
-                   18: "truck", 19: "bus", 20: "train", 12: "motorcycle", 11: "bicycle"}  # SYNTHIA id -> Cityscapes class
+                   18: "truck", 19: "bus", 20: "train", 12: "motorcycle", 11: "bicycle"}
 SYNTHIA_MAX_ID = 22  # SYNTHIA-RAND-CITYSCAPES defines ids 0..22; larger values are not SYNTHIA classes
 
 def _synthia_label_ids() -> np.ndarray:
@@ -73,7 +74,7 @@ class Protocol:
         return self.lut[SYNTHIA_LABEL_IDS]
 
     def encode_synthia(self, synthia_ids: np.ndarray) -> np.ndarray:
-        "SYNTHIA class ids `[H, W]` (the first channel of `GT/LABELS`, uint16) → train ids `[H, W]` int64, 255 = ignore."
+        "SYNTHIA class ids `[H, W]` (first channel of `GT/LABELS`, uint16) → train ids `[H, W]` int64, 255 = ignore."
         synthia_ids = np.asarray(synthia_ids)
         inside = (synthia_ids >= 0) & (synthia_ids < 65536)
         return np.where(inside, self.synthia_lut[np.clip(synthia_ids, 0, 65535)], IGNORE).astype(np.int64)

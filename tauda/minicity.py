@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ID', 'SOURCE_LAYOUT', 'TARGET_LAYOUT', 'SIMULATOR', 'CAMERA', 'MINICITY_VERSION', 'LayoutStats', 'Layout',
            'sample_layout', 'Appearance', 'camera_look', 'render', 'MinicitySpec', 'scene', 'write_minicity',
-           'default_cache', 'ensure_minicity']
+           'ensure_minicity']
 
 # %% ../nbs/02_minicity.ipynb #c003
 import hashlib
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import write_cityscapes_sample, write_gta5_sample
+from .data import default_cache, write_cityscapes_sample, write_gta5_sample
 from .labels import CITYSCAPES_TABLE, MINICITY10
 
 # %% ../nbs/02_minicity.ipynb #c005
@@ -39,12 +39,13 @@ class LayoutStats:
     object_scale: float = 1.0          # size of cars, people, riders, poles and signs
 
 SOURCE_LAYOUT = LayoutStats()
-TARGET_LAYOUT = LayoutStats(horizon=(0.42, 0.56), cars=2.4, persons=1.0, riders=0.25, tree_block_p=0.4, object_scale=1.1)
+TARGET_LAYOUT = LayoutStats(horizon=(0.42, 0.56), cars=2.4, persons=1.0, riders=0.25, tree_block_p=0.4,
+                            object_scale=1.1)
 
 # %% ../nbs/02_minicity.ipynb #c006
 @dataclass
 class Layout:
-    "A scene's label map (Cityscapes labelIds, `[H, W]` uint8), horizon row, vanishing column and objects `(class, depth, mask)`."
+    "A scene's labelId map `[H, W]` uint8, horizon row, vanishing column and objects `(class, depth, mask)`."
     label_ids: np.ndarray
     horizon: int
     vanishing: float = 0.0
@@ -94,13 +95,17 @@ def _car(rng, yy, xx, y, t, x):
 
 def _person(rng, yy, xx, y, t, x):
     ht = 26*t + 3; wd = max(1.5, 0.28*ht)
-    return _ellipse(yy, xx, y - 0.45*ht, x, 0.45*ht, wd/2) | _ellipse(yy, xx, y - 0.92*ht, x, 0.1*ht + 0.5, 0.12*ht + 0.5)
+    body = _ellipse(yy, xx, y - 0.45*ht, x, 0.45*ht, wd/2)
+    head = _ellipse(yy, xx, y - 0.92*ht, x, 0.1*ht + 0.5, 0.12*ht + 0.5)
+    return body | head
 
 def _rider(rng, yy, xx, y, t, x):
     ht = 30*t + 4
-    wheels = _ellipse(yy, xx, y - 0.12*ht, x - 0.22*ht, 0.12*ht, 0.12*ht) | _ellipse(yy, xx, y - 0.12*ht, x + 0.22*ht, 0.12*ht, 0.12*ht)
+    back_wheel = _ellipse(yy, xx, y - 0.12*ht, x - 0.22*ht, 0.12*ht, 0.12*ht)
+    wheels = back_wheel | _ellipse(yy, xx, y - 0.12*ht, x + 0.22*ht, 0.12*ht, 0.12*ht)
     frame = _box(yy, xx, y - 0.3*ht, y - 0.2*ht, x - 0.25*ht, x + 0.25*ht)
-    body = _ellipse(yy, xx, y - 0.55*ht, x, 0.25*ht, 0.13*ht + 0.6) | _ellipse(yy, xx, y - 0.88*ht, x, 0.09*ht + 0.5, 0.09*ht + 0.5)
+    torso = _ellipse(yy, xx, y - 0.55*ht, x, 0.25*ht, 0.13*ht + 0.6)
+    body = torso | _ellipse(yy, xx, y - 0.88*ht, x, 0.09*ht + 0.5, 0.09*ht + 0.5)
     return wheels | frame | body
 
 def _pole(rng, yy, xx, y, t, x):
@@ -174,8 +179,8 @@ CAMERA = Appearance(palette={
     "road": (0.34, 0.34, 0.36), "sidewalk": (0.66, 0.64, 0.62), "building": (0.62, 0.55, 0.48),
     "pole": (0.24, 0.24, 0.27), "traffic sign": (0.95, 0.80, 0.10), "vegetation": (0.32, 0.50, 0.24),
     "sky": (0.70, 0.78, 0.88), "person": (0.80, 0.35, 0.30), "rider": (0.25, 0.35, 0.80), "car": (0.20, 0.35, 0.75)},
-    jitter=0.07, object_jitter=0.08, illumination=(0.7, 1.2), cast=0.05, saturation=0.6, tint=(1.06, 1.0, 0.9), gamma=0.9,
-    texture=0.25, markings=0.7, shadows=0.4, blur=0.6, noise=0.03, vignette=0.15)
+    jitter=0.07, object_jitter=0.08, illumination=(0.7, 1.2), cast=0.05, saturation=0.6, tint=(1.06, 1.0, 0.9),
+    gamma=0.9, texture=0.25, markings=0.7, shadows=0.4, blur=0.6, noise=0.03, vignette=0.15)
 
 # %% ../nbs/02_minicity.ipynb #c014
 def camera_look(severity: float = 1.0) -> Appearance:
@@ -217,11 +222,12 @@ def _colour_objects(img, layout: Layout, look: Appearance, rng, yy, xx):
         else: colour = np.array(look.palette[name]) + rng.normal(0, look.object_jitter, 3)
         rows = np.nonzero(visible.any(1))[0]
         top, bottom = rows[0], rows[-1] + 1
-        rel = np.clip((yy[visible] - top)/max(bottom - top, 1), 0, 1)            # 0 at the object's top, 1 at its bottom
+        rel = np.clip((yy[visible] - top)/max(bottom - top, 1), 0, 1)            # 0 at the object's top, 1 at bottom
         img[visible] = np.clip(colour, 0, 1)*(1 + look.shading*(0.5 - rel))[:, None]
         if look.texture > 0 and name == "building":                               # a window grid of its own
             py, px = int(rng.integers(4, 8)), int(rng.integers(4, 7))
-            windows = visible & ((yy.astype(int) - top) % py >= py//2) & (xx.astype(int) % px < px//2) & (yy < bottom - 2)
+            rows_on = (yy.astype(int) - top) % py >= py//2
+            windows = visible & rows_on & (xx.astype(int) % px < px//2) & (yy < bottom - 2)
             img[windows] *= 1 - 1.6*look.texture
         if name == "rider":                                                       # the bicycle is dark in both domains
             img[visible & (yy >= top + 0.6*(bottom - top))] = np.clip(0.15 + rng.normal(0, look.object_jitter, 3), 0, 1)
@@ -284,8 +290,8 @@ class MinicitySpec:
     severity: float = 1.0   # strength of the appearance shift (see `camera_look`)
 
     def fingerprint(self) -> str:
-        recipe = dict(version=MINICITY_VERSION, spec=asdict(self), source=asdict(SOURCE_LAYOUT), target=asdict(TARGET_LAYOUT),
-                      simulator=asdict(SIMULATOR), camera=asdict(CAMERA))
+        recipe = dict(version=MINICITY_VERSION, spec=asdict(self), source=asdict(SOURCE_LAYOUT),
+                      target=asdict(TARGET_LAYOUT), simulator=asdict(SIMULATOR), camera=asdict(CAMERA))
         return hashlib.sha1(json.dumps(recipe, sort_keys=True, default=list).encode()).hexdigest()[:12]
 
 def scene(seed: int, domain: str, split: str, index: int, size=(64, 128), severity: float = 1.0):
@@ -300,7 +306,8 @@ def scene(seed: int, domain: str, split: str, index: int, size=(64, 128), severi
 def write_minicity(root, spec: MinicitySpec = MinicitySpec(), progress: bool = True) -> Path:
     "Write minicity under `root` (`gta5/` and `cityscapes/`), with a manifest; returns `root`."
     root = Path(root)
-    jobs = [("source", "train", i) for i in range(spec.n_source)] + [("source", "val", i) for i in range(spec.n_source_val)]
+    jobs = [("source", "train", i) for i in range(spec.n_source)]
+    jobs += [("source", "val", i) for i in range(spec.n_source_val)]
     for split, n in (("train", spec.n_target_train), ("val", spec.n_target_val), ("tune", spec.n_target_tune)):
         jobs += [("target", split, i) for i in range(n)]
     for domain, split, i in tqdm(jobs, desc="writing minicity", disable=not progress, leave=False):
@@ -312,12 +319,8 @@ def write_minicity(root, spec: MinicitySpec = MinicitySpec(), progress: bool = T
     (root/"manifest.json").write_text(json.dumps(dict(fingerprint=spec.fingerprint(), spec=asdict(spec)), indent=1))
     return root
 
-def default_cache() -> Path:
-    "Where `ensure_minicity` keeps its data: `$TAUDA_CACHE` or `~/.cache/tauda`."
-    return Path(os.environ.get("TAUDA_CACHE", Path.home()/".cache"/"tauda"))
-
 def ensure_minicity(root=None, spec: MinicitySpec = MinicitySpec(), progress: bool = True) -> Path:
-    "Return a folder holding minicity for `spec`, writing it first if it is missing or stale (safe to call from several processes)."
+    "A folder holding minicity for `spec`, written first if missing or stale (safe to call from several processes)."
     root = Path(root) if root else default_cache()/f"minicity-{spec.fingerprint()}"
     if _is_current(root, spec): return root
     tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")

@@ -6,17 +6,19 @@
 __all__ = ['IMAGENET', 'CAFFE', 'MODELS', 'Normalise', 'conv_block', 'TinySegNet', 'WeightsError', 'imagenet_state',
            'read_weights', 'weights_format', 'source_state', 'resolve_stride_in_1x1', 'load_weights', 'mismatch_report',
            'Bottleneck', 'resnet_layer', 'ASPPClassifier', 'freeze_batchnorm', 'batchnorm_eval', 'DeepLabV2',
-           'load_deeplab_weights', 'dacs_single_level', 'check_deeplab_variant', 'conv_bn_relu', 'AttentionRefinement',
-           'FeatureFusion', 'seg_head', 'BiSeNet', 'load_bisenet_weights', 'build_model', 'param_groups']
+           'load_deeplab_weights', 'dacs_single_level', 'check_deeplab_variant', 'upsample', 'conv_bn_relu',
+           'AttentionRefinement', 'FeatureFusion', 'seg_head', 'BiSeNet', 'load_bisenet_weights', 'build_model',
+           'param_groups']
 
 # %% ../nbs/04_models.ipynb #c003
-import inspect
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+
+from .registry import Registry
 
 # %% ../nbs/04_models.ipynb #c005
 class Normalise(nn.Module):
@@ -54,7 +56,8 @@ class TinySegNet(nn.Module):
         self.down2 = nn.Sequential(conv_block(w2, w3, stride=2), conv_block(w3, w3, dilation=2),
                                    conv_block(w3, w3, dilation=4))                                  # 1/8
         self.up1 = conv_block(w3 + w2, w2)                                                          # 1/4
-        self.up2 = nn.Sequential(nn.Conv2d(w2 + w1, width, 1, bias=False), nn.GroupNorm(8, width), nn.ReLU(inplace=True))  # 1/2
+        self.up2 = nn.Sequential(nn.Conv2d(w2 + w1, width, 1, bias=False), nn.GroupNorm(8, width),
+                                 nn.ReLU(inplace=True))                                             # 1/2
         self.classifier = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, x):  # [B, 3, H, W]
@@ -75,13 +78,14 @@ class WeightsError(ValueError):
     "Weights that do not fit the model; the message lists what differs."
 
 def imagenet_state(arch: str) -> dict:
-    "torchvision's ImageNet weights for `arch` (`resnet101`, `resnet18`); downloads on first use (`WeightsError` if it cannot)."
+    "torchvision's ImageNet weights for `arch` (`resnet101`, `resnet18`), downloaded on first use (or `WeightsError`)."
     weights = torchvision.models.get_model_weights(arch)["IMAGENET1K_V1"]
     try: return weights.get_state_dict(progress=True)
     except Exception as e:  # offline (URLError), a proxy, a full disk, a partial download
         cache = Path(torch.hub.get_dir())/"checkpoints"/Path(weights.url).name
-        raise WeightsError(f"cannot get torchvision's ImageNet weights for {arch} ({type(e).__name__}: {e}); on a machine without "
-                           f"internet, download {weights.url} to {cache}, or pass --set model.weights=FILE") from e
+        raise WeightsError(f"cannot get torchvision's ImageNet weights for {arch} ({type(e).__name__}: {e}); "
+                           f"on a machine without internet, download {weights.url} to {cache}, "
+                           "or pass --set model.weights=FILE") from e
 
 def read_weights(path) -> dict:
     "The state dict in a weight file: the `model`/`state_dict` entry of a checkpoint dict, without a `module.` prefix."
@@ -124,22 +128,25 @@ def load_weights(model: nn.Module, state: dict, optional=(), source: str = "weig
     unexpected = sorted(k for k in state if k not in own)
     shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
     if missing or unexpected or shapes:
-        raise WeightsError(f"{source} do not fit {type(model).__name__}: " + "; ".join(mismatch_report(model, state, missing, unexpected, shapes)))
+        report = "; ".join(mismatch_report(model, state, missing, unexpected, shapes))
+        raise WeightsError(f"{source} do not fit {type(model).__name__}: {report}")
     model.load_state_dict(state, strict=False)
 
 def mismatch_report(model, state, missing, unexpected, shapes) -> list:
     "Readable lines about what differs between `state` and `model` (first few keys of each kind)."
     own, heads = model.state_dict(), tuple(getattr(model, "head_prefixes", ()))
     few = lambda ks: ", ".join(ks[:4]) + (f", … ({len(ks)} in all)" if len(ks) > 4 else "")
-    lines = [f"missing keys: {few(missing)}" if missing else "", f"unexpected keys: {few(unexpected)}" if unexpected else "",
-             "shape mismatches: " + few([f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in shapes]) if shapes else ""]
+    shape_lines = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in shapes]
+    lines = [f"missing keys: {few(missing)}" if missing else "",
+             f"unexpected keys: {few(unexpected)}" if unexpected else "",
+             f"shape mismatches: {few(shape_lines)}" if shapes else ""]
     classes = {(state[k].shape[0], own[k].shape[0]) for k in shapes if k.startswith(heads) and k.endswith("weight")}
     lines += [f"the weights have {a} classes, the model {b}" for a, b in sorted(classes) if a != b]
     return [line for line in lines if line]
 
 # %% ../nbs/04_models.ipynb #c016
 class Bottleneck(nn.Module):
-    "ResNet bottleneck 1×1 → 3×3 (dilated) → 1×1 (×4 channels); `stride_in_1x1`: stride on the first 1×1 (caffe) or on the 3×3 (v1.5)."
+    "ResNet bottleneck 1×1 → 3×3 (dilated) → 1×1 (×4); `stride_in_1x1`: stride on the 1×1 (caffe) or on the 3×3 (v1.5)."
     expansion = 4
 
     def __init__(self, inplanes, planes, stride=1, dilation=1, downsample=None, stride_in_1x1=True):
@@ -197,7 +204,7 @@ def batchnorm_eval(model: nn.Module) -> None:
 
 # %% ../nbs/04_models.ipynb #c026
 class DeepLabV2(nn.Module):
-    "DeepLabV2 on ResNet-101 (output stride 8) in ADVENT's `ResNetMulti` layout: `layer6` classifies layer4, `layer5` layer3."
+    "DeepLabV2, ResNet-101 at output stride 8, ADVENT's `ResNetMulti` layout: `layer6` on layer4, `layer5` on layer3."
     head_prefixes = ("layer5", "layer6")
 
     def __init__(self, num_classes: int, multi_level: bool = True, weights="", freeze_bn: bool = True,
@@ -260,14 +267,24 @@ def check_deeplab_variant(model: DeepLabV2, state: dict, source: str) -> None:
     "Name the constructor switch to change when a checkpoint is single-/multi-level or two-branch and the model is not."
     has_aux = any(k.startswith("layer5.") for k in state)
     if has_aux != model.multi_level:
-        raise WeightsError(f"checkpoint {source} is {'multi' if has_aux else 'single'}-level: build with multi_level={has_aux}")
-    if "layer6.conv2d_list.0.weight" in state and "layer6.conv2d_list.2.weight" not in state and not model.layer6.aspp_bug:
-        raise WeightsError(f"checkpoint {source} has a two-branch classifier (trained with the lineage's bug): build with aspp_bug=True")
+        raise WeightsError(f"checkpoint {source} is {'multi' if has_aux else 'single'}-level: "
+                           f"build with multi_level={has_aux}")
+    two_branch = "layer6.conv2d_list.0.weight" in state and "layer6.conv2d_list.2.weight" not in state
+    if two_branch and not model.layer6.aspp_bug:
+        raise WeightsError(f"checkpoint {source} has a two-branch classifier (trained with the lineage's bug): "
+                           "build with aspp_bug=True")
+
+# %% ../nbs/04_models.ipynb #c032b
+def upsample(logits: torch.Tensor, size) -> torch.Tensor:
+    "Bilinear resize of `[B, C, h, w]` logits to `size` (no-op when equal)."
+    if tuple(logits.shape[-2:]) == tuple(size): return logits
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)  # [B, C, *size]
 
 # %% ../nbs/04_models.ipynb #c040
 def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
     "k×k convolution (no bias), BatchNorm, ReLU."
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=k//2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=k//2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
 
 class AttentionRefinement(nn.Module):
     "ARM: 3×3 conv–BN–ReLU, then multiply by a channel attention from the global average."
@@ -285,8 +302,9 @@ class FeatureFusion(nn.Module):
     def __init__(self, cin: int, cout: int, reduction: int = 4):
         super().__init__()
         self.conv = conv_bn_relu(cin, cout, 1)
-        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout//reduction, 1, bias=False), nn.ReLU(inplace=True),
-                                       nn.Conv2d(cout//reduction, cout, 1, bias=False), nn.Sigmoid())
+        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout//reduction, 1, bias=False),
+                                       nn.ReLU(inplace=True), nn.Conv2d(cout//reduction, cout, 1, bias=False),
+                                       nn.Sigmoid())
 
     def forward(self, spatial, context):  # [B, c1, h, w], [B, c2, h, w]
         x = self.conv(torch.cat([spatial, context], 1))  # [B, cout, h, w]
@@ -298,8 +316,9 @@ def seg_head(cin: int, mid: int, num_classes: int) -> nn.Sequential:
 
 # %% ../nbs/04_models.ipynb #c042
 class BiSeNet(nn.Module):
-    "BiSeNet V1 with a ResNet-18 context path; training mode returns [main, aux from 1/16, aux from 1/32], all at input size."
-    head_prefixes = ("spatial_path", "global_context", "arm32", "arm16", "refine32", "refine16", "ffm", "head", "aux16", "aux32")
+    "BiSeNet V1 on a ResNet-18 context path; in training mode [main, aux from 1/16, aux from 1/32], all at input size."
+    head_prefixes = ("spatial_path", "global_context", "arm32", "arm16", "refine32", "refine16", "ffm", "head",
+                     "aux16", "aux32")
     head_weights = (1/3, 1/3, 1/3)
 
     def __init__(self, num_classes: int, weights=""):
@@ -308,8 +327,8 @@ class BiSeNet(nn.Module):
         self.normalise = Normalise(**IMAGENET)
         self.backbone = torchvision.models.resnet18()
         del self.backbone.avgpool, self.backbone.fc
-        self.spatial_path = nn.Sequential(conv_bn_relu(3, 64, 7, 2), conv_bn_relu(64, 64, 3, 2), conv_bn_relu(64, 64, 3, 2),
-                                          conv_bn_relu(64, 128, 1))
+        self.spatial_path = nn.Sequential(conv_bn_relu(3, 64, 7, 2), conv_bn_relu(64, 64, 3, 2),
+                                          conv_bn_relu(64, 64, 3, 2), conv_bn_relu(64, 128, 1))
         self.global_context = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(512, 128, 1), nn.ReLU(inplace=True))
         self.arm32, self.arm16 = AttentionRefinement(512, 128), AttentionRefinement(256, 128)
         self.refine32, self.refine16 = conv_bn_relu(128, 128), conv_bn_relu(128, 128)
@@ -332,31 +351,33 @@ class BiSeNet(nn.Module):
         c16, c32 = self.context_path(x)
         fused = self.ffm(self.spatial_path(x), c16)       # [B, 256, H/8, W/8]
         heads = [self.head(fused)] + ([self.aux16(c16), self.aux32(c32)] if self.training else [])
-        return [F.interpolate(h, size=x.shape[-2:], mode="bilinear", align_corners=False) for h in heads]  # [B, C, H, W] each
+        return [F.interpolate(h, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                for h in heads]  # [B, C, H, W] each
 
 def load_bisenet_weights(model: BiSeNet, state: dict, fmt: str, source: str = "weights") -> None:
     "Load a torchvision `resnet18` state dict into the context path, or a `full` BiSeNet checkpoint."
-    if fmt == "caffe": raise WeightsError(f"{source}: caffe weights are a ResNet-101 for DeepLabV2, not BiSeNet's ResNet-18")
+    if fmt == "caffe":
+        raise WeightsError(f"{source}: caffe weights are a ResNet-101 for DeepLabV2, not BiSeNet's ResNet-18")
     if fmt == "torchvision":
         state = {f"backbone.{k}": v for k, v in state.items() if not k.startswith("fc.")}
         return load_weights(model, state, optional=model.head_prefixes, source=f"torchvision weights {source}")
     load_weights(model, state, source=f"checkpoint {source}")
 
 # %% ../nbs/04_models.ipynb #c048
-MODELS = {"tiny": TinySegNet, "deeplabv2": DeepLabV2, "bisenet": BiSeNet}
+MODELS = Registry("model")
+MODELS.register("tiny")(TinySegNet)
+MODELS.register("deeplabv2")(DeepLabV2)
+MODELS.register("bisenet")(BiSeNet)
 
 def build_model(name: str, num_classes: int, **options) -> nn.Module:
-    "Build the model registered as `name`; `options` it does not take (other models' settings) are left out."
-    if name not in MODELS: raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    cls = MODELS[name]
-    accepted = inspect.signature(cls).parameters
-    return cls(num_classes, **{k: v for k, v in options.items() if k in accepted})
+    "Build the model registered as `name` (or at a dotted path); `options` it does not take are left out."
+    return MODELS.build(name, num_classes, **options)  # `RegistryError` naming the choices for an unknown name
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float = 5e-4, head_lr_mult: float = 10.0) -> list:
     "Optimiser groups: backbone/heads × decay/no-decay; each trainable parameter exactly once."
     heads = tuple(getattr(model, "head_prefixes", ()))
-    norm_params = {id(p) for m in model.modules() if isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))
-                   for p in m.parameters(recurse=False)}
+    norms = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+    norm_params = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
     groups = {}
     for name, p in model.named_parameters():
         if not p.requires_grad: continue
@@ -364,6 +385,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float = 5e-4, head_l
         decay = not (p.ndim <= 1 or id(p) in norm_params)
         key = ("head" if is_head else "backbone", "decay" if decay else "no_decay")
         groups.setdefault(key, []).append(p)
-    return [dict(params=ps, lr=lr*(head_lr_mult if part == "head" else 1.0), initial_lr=lr*(head_lr_mult if part == "head" else 1.0),
+    mult = lambda part: head_lr_mult if part == "head" else 1.0
+    return [dict(params=ps, lr=lr*mult(part), initial_lr=lr*mult(part),
                  weight_decay=weight_decay if d == "decay" else 0.0, name=f"{part}/{d}")
             for (part, d), ps in sorted(groups.items())]

@@ -4,30 +4,26 @@
 
 # %% auto #0
 __all__ = ['FOCAL_FACTORS', 'TUFL_MIDDLE', 'CLASS_WEIGHTS', 'THRESHOLD_RULES', 'TARGET_LOSSES', 'ufl_rows', 'ufl_pixelwise',
-           'ufl_loss', 'frequency_weights', 'class_weights', 'kth_largest_per_class', 'AdaptiveThreshold',
-           'FixedThreshold', 'Registry', 'EntropyTarget', 'UFLTarget', 'label_statistics', 'class_frequencies']
+           'ufl_loss', 'frequency_weights', 'class_weights', 'kth_largest_per_class', 'ThresholdRule',
+           'AdaptiveThreshold', 'FixedThreshold', 'EntropyTarget', 'UFLTarget']
 
 # %% ../nbs/07_ufl.ipynb #c003
-import hashlib
-import importlib
-import inspect
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .entropy import entropy_loss
-from .labels import IGNORE, Protocol
-from .minicity import default_cache
+from .labels import Protocol
+from .registry import Registry
 
 # %% ../nbs/07_ufl.ipynb #c007
 FOCAL_FACTORS = ("adaptive", "consistency")
 
-def ufl_rows(weak: torch.Tensor, strong: torch.Tensor, class_weights=None, focal: str = "adaptive", gamma: float = 2.0) -> torch.Tensor:
+def ufl_rows(weak: torch.Tensor, strong: torch.Tensor, class_weights=None, focal: str = "adaptive",
+             gamma: float = 2.0) -> torch.Tensor:
     "Unsupervised focal loss of each row of aligned weak and strong logits `[N, C]` → `[N]` (clamped at 1e-8)."
     if focal not in FOCAL_FACTORS: raise ValueError(f"unknown focal factor {focal!r}; choose one of {FOCAL_FACTORS}")
     logp = F.log_softmax(weak, dim=-1)                        # [N, C], with gradient
@@ -73,7 +69,8 @@ def class_weights(kind: str, protocol: Protocol, frequencies=None) -> torch.Tens
     if kind == "none": return None
     if kind == "tufl_middle":
         if protocol.num_classes not in TUFL_MIDDLE:
-            raise ValueError(f"tufl_middle has tables for 19, 16 and 13 classes, not {protocol.num_classes} ({protocol.name}); use source_freq")
+            raise ValueError(f"tufl_middle has tables for 19, 16 and 13 classes, not {protocol.num_classes} "
+                             f"({protocol.name}); use source_freq")
         return torch.tensor(TUFL_MIDDLE[protocol.num_classes])
     if kind == "source_freq":
         if frequencies is None: raise ValueError("source_freq needs the source label frequencies")
@@ -96,12 +93,13 @@ def _all_gather_pairs(conf: torch.Tensor, cls: torch.Tensor):
     pairs = pairs[:, pairs[1] >= 0]
     return pairs[0], pairs[1].long()
 
-def kth_largest_per_class(values: torch.Tensor, cls: torch.Tensor, rank: torch.Tensor, num_classes: int, bins: int = 4096):
+def kth_largest_per_class(values: torch.Tensor, cls: torch.Tensor, rank: torch.Tensor, num_classes: int,
+                          bins: int = 4096) -> torch.Tensor:
     "For each class `c`, the `rank[c]`-th largest (0-based) of `values` in [0, 1] `[N]` whose class `cls` is `c`."
     b = (values*bins).long().clamp_(0, bins - 1)                             # [N] confidence bin
     hist = torch.bincount(cls*bins + b, minlength=num_classes*bins).view(num_classes, bins)
     from_top = hist.flip(1).cumsum(1)                                         # [C, bins]: pixels in this bin or above
-    j = (from_top <= rank[:, None]).sum(1)                                    # [C] index (from the top) of the bin holding the rank
+    j = (from_top <= rank[:, None]).sum(1)                                    # [C] bin holding the rank, from the top
     above = torch.where(j > 0, from_top.gather(1, (j - 1).clamp(min=0)[:, None])[:, 0], torch.zeros_like(j))
     target_bin = bins - 1 - j                                                 # [C]
     inside = b == target_bin[cls]                                             # the few candidates
@@ -110,11 +108,25 @@ def kth_largest_per_class(values: torch.Tensor, cls: torch.Tensor, rank: torch.T
     starts = torch.cumsum(torch.bincount(k, minlength=num_classes), 0) - torch.bincount(k, minlength=num_classes)
     return ordered[starts + rank - above]
 
-class AdaptiveThreshold:
+# %% ../nbs/07_ufl.ipynb #n001x6200
+class ThresholdRule:
+    "A threshold rule: per-class `thresholds` `[C]` (float64) and `update(probs, valid) -> mask` of kept pixels."
+    def __init__(self, num_classes: int, tau0: float = 0.8):
+        self.num_classes = num_classes
+        self.thresholds = torch.full((num_classes,), float(tau0), dtype=torch.float64)
+
+    def update(self, probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        "Update from weak-view probabilities `probs` `[B, C, H, W]`; return the mask `[B, H, W]` of kept pixels."
+        raise NotImplementedError
+
+    def state_dict(self) -> dict: return {"thresholds": self.thresholds.clone()}
+    def load_state_dict(self, state: dict): self.thresholds = state["thresholds"].clone().double()
+
+class AdaptiveThreshold(ThresholdRule):
     "Per-class confidence thresholds updated online from each step's confidences (IAST's selector)."
     def __init__(self, num_classes: int, tau0: float = 0.8, b: float = 0.8, beta: float = 0.9, d: float = 8):
-        self.num_classes, self.b, self.beta, self.d = num_classes, b, beta, d
-        self.thresholds = torch.full((num_classes,), float(tau0), dtype=torch.float64)
+        super().__init__(num_classes, tau0)
+        self.b, self.beta, self.d = b, beta, d
 
     def targets(self, conf: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
         "ψ_c for every class from confidences `conf` `[N]` of predicted classes `cls` `[N]`."
@@ -134,49 +146,14 @@ class AdaptiveThreshold:
         self.thresholds = torch.where(theta >= 1, torch.full_like(theta, 0.999), theta).cpu()
         return (conf.double() > self.thresholds.to(conf.device)[cls]) & sel
 
-    def state_dict(self) -> dict: return {"thresholds": self.thresholds.clone()}
-    def load_state_dict(self, state: dict): self.thresholds = state["thresholds"].clone().double()
-
-class FixedThreshold(AdaptiveThreshold):
+class FixedThreshold(ThresholdRule):
     "The same threshold `tau0` for every class, never updated (the baseline rule)."
-    def __init__(self, num_classes: int, tau0: float = 0.8):
-        super().__init__(num_classes, tau0)
-
     def update(self, probs, valid=None):
         conf, _ = probs.detach().max(1)
         mask = conf.double() > self.thresholds[0].item()
         return mask if valid is None else mask & valid
 
 # %% ../nbs/07_ufl.ipynb #c026
-class Registry(dict):
-    "Named constructors; `build(name, ...)` passes only the options the constructor takes."
-    def __init__(self, kind: str):
-        super().__init__()
-        self.kind = kind
-
-    def register(self, name: str):
-        "Decorator: register a class or function under `name`."
-        def add(entry):
-            self[name] = entry
-            return entry
-        return add
-
-    def lookup(self, name: str):
-        "The entry registered as `name`, or the object at a dotted path `package.module.name`."
-        if name in self: return self[name]
-        if "." in name:
-            module, attr = name.rsplit(".", 1)
-            try: return getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError) as e: raise ValueError(f"cannot load {self.kind} {name!r}: {e}") from e
-        raise ValueError(f"unknown {self.kind} {name!r}; registered: {sorted(self)} (or give a dotted path module.name)")
-
-    def build(self, name: str, *args, **options):
-        "Call the entry `name` with `args` and the `options` it accepts."
-        entry = self.lookup(name)
-        accepted = inspect.signature(entry).parameters
-        takes_all = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
-        return entry(*args, **{k: v for k, v in options.items() if takes_all or k in accepted})
-
 THRESHOLD_RULES = Registry("threshold rule")
 THRESHOLD_RULES.register("adaptive")(AdaptiveThreshold)
 THRESHOLD_RULES.register("fixed")(FixedThreshold)
@@ -196,44 +173,8 @@ class UFLTarget:
     "The unsupervised focal loss on masked pixels, weak (warped) → strong."
     uses_strong_view = True
     def __init__(self, class_weights=None, focal: str = "adaptive", gamma: float = 2.0):
-        if focal not in FOCAL_FACTORS: raise ValueError(f"unknown focal factor {focal!r}; choose one of {FOCAL_FACTORS}")
+        if focal not in FOCAL_FACTORS:
+            raise ValueError(f"unknown focal factor {focal!r}; choose one of {FOCAL_FACTORS}")
         self.class_weights, self.focal, self.gamma = class_weights, focal, gamma
     def __call__(self, weak_logits, strong_logits, mask):
         return ufl_loss(weak_logits, strong_logits, mask, self.class_weights, self.focal, self.gamma)
-
-# %% ../nbs/07_ufl.ipynb #c031
-def _fingerprint(paths) -> str:
-    h = hashlib.sha1()
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-def _cache_file(dataset, name: str):
-    key = _fingerprint(dataset.labels)
-    beside = Path(dataset.labels[0]).parent.parent/".tauda-cache"
-    for folder in (beside, default_cache()/"label-stats"):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder/".write-test"; probe.touch(); probe.unlink()
-            return folder/f"{name}-{dataset.protocol.name}-{key}.npy"
-        except OSError: continue
-    raise OSError("no writable cache folder for label statistics")
-
-def label_statistics(dataset, progress: bool = False) -> np.ndarray:
-    "Pixel count of each class in each label of `dataset`: `[N, C]` int64 (cached)."
-    path = _cache_file(dataset, "class-pixels")
-    if path.is_file(): return np.load(path)
-    C = dataset.protocol.num_classes
-    counts = np.zeros((len(dataset.labels), C), dtype=np.int64)
-    for i, label_path in enumerate(tqdm(dataset.labels, desc="counting source labels", disable=not progress, leave=False)):
-        ids = dataset.encode(dataset.read_label(label_path)).ravel()
-        counts[i] = np.bincount(ids[ids != IGNORE], minlength=C)[:C]
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, counts); tmp.replace(path)
-    return counts
-
-def class_frequencies(counts: np.ndarray) -> np.ndarray:
-    "Class frequencies `[C]` (summing to 1) from per-image counts `[N, C]`."
-    total = counts.sum(0).astype(np.float64)
-    return total/max(total.sum(), 1)

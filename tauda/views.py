@@ -58,7 +58,8 @@ def photometric(image: torch.Tensor, g: torch.Generator, v: StrongView) -> torch
 def _shadow(size, g, strength, device) -> torch.Tensor:
     "A `[1, H, W]` factor map: 1 on one side of a random line through the image, a darker constant on the other."
     h, w = size
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h, device=device), torch.linspace(-1, 1, w, device=device), indexing="ij")
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h, device=device), torch.linspace(-1, 1, w, device=device),
+                            indexing="ij")  # [H, W] each
     angle, offset = _uniform(g, 0, 2*math.pi), _uniform(g, -0.5, 0.5)
     side = (xx*math.cos(angle) + yy*math.sin(angle)) > offset
     return torch.where(side, _uniform(g, *strength), 1.0)[None]
