@@ -64,7 +64,7 @@ case "${1:-}" in
     out=_html
     if [ "${1:-}" = "--out" ]; then out=$2; shift 2; fi
     if [ $# -eq 0 ]; then
-      set -- $(cd nbs && ls *.ipynb assignments/*.ipynb 2>/dev/null)
+      set -- $(cd nbs && ls *.ipynb api/*.ipynb assignments/*.ipynb 2>/dev/null)
     fi
     for dir in $(for nb in "$@"; do dirname "$nb"; done | sort -u); do   # one nbconvert per folder
       pages=()

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from tauda.ufl import THRESHOLD_RULES
+from tauda.ufl import THRESHOLD_RULES, ThresholdRule
 
 
 def class_quantile(conf: torch.Tensor, cls: torch.Tensor, num_classes: int, portion: float):
@@ -22,12 +22,12 @@ def class_quantile(conf: torch.Tensor, cls: torch.Tensor, num_classes: int, port
 
 
 @THRESHOLD_RULES.register("class_balanced")
-class ClassBalancedThreshold:
+class ClassBalancedThreshold(ThresholdRule):
     """Class-balanced thresholds: for each class, the confidence above which its top `portion` of pixels lie
     (Zou et al., CBST, ECCV 2018), smoothed over steps with momentum `beta`, capped below 1."""
     def __init__(self, num_classes: int, tau0: float = 0.8, beta: float = 0.9, portion: float = 0.5):
-        self.num_classes, self.beta, self.portion = num_classes, beta, portion
-        self.thresholds = torch.full((num_classes,), float(tau0), dtype=torch.float64)
+        super().__init__(num_classes, tau0)       # the interface: `thresholds` [C] float64 and their state dict
+        self.beta, self.portion = beta, portion
 
     def update(self, probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """Update the thresholds from `probs` `[B, C, H, W]`; return the mask `[B, H, W]` of pixels to keep.
@@ -38,6 +38,3 @@ class ClassBalancedThreshold:
         updated θ)."""
         # TODO: update self.thresholds (a float64 tensor [C] on the CPU) and return a bool mask [B, H, W].
         raise NotImplementedError("ClassBalancedThreshold.update")
-
-    def state_dict(self) -> dict: return {"thresholds": self.thresholds.clone()}
-    def load_state_dict(self, state: dict): self.thresholds = state["thresholds"].clone().double()

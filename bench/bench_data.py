@@ -24,8 +24,9 @@ import torch
 from PIL import Image
 
 from tauda.config import DataConfig
-from tauda.data import JointTransform, Seeded, build_dataset, write_fixture
+from tauda.data import build_dataset, write_fixture
 from tauda.labels import get_protocol
+from tauda.loading import JointTransform, Seeded
 
 LAYOUTS = {  # layout: (native size (H, W), protocol, protocol size (H, W), split)
     "gta5": ((1052, 1914), "cityscapes19", (720, 1280), "train"),
@@ -71,12 +72,14 @@ def main(argv=None):
             t_tauda = best_time(lambda: tauda_items(dataset, transform, args.n), args.repeats)
             t_base = best_time(lambda: baseline_items(dataset, size, args.n), args.repeats)
             results.append(dict(layout=layout, native=list(native), size=list(size), n=args.n,
-                                tauda_images_per_s=round(args.n/t_tauda, 2), baseline_images_per_s=round(args.n/t_base, 2),
+                                tauda_images_per_s=round(args.n/t_tauda, 2),
+                                baseline_images_per_s=round(args.n/t_base, 2),
                                 tauda_over_baseline_time=round(t_tauda/t_base, 2)))
     print(f"{'layout':<12}{'native':>11}{'→ size':>11}{'tauda img/s':>13}{'PIL img/s':>11}{'time ×':>8}")
     for r in results:
         print(f"{r['layout']:<12}{'×'.join(map(str, r['native'])):>11}{'×'.join(map(str, r['size'])):>11}"
-              f"{r['tauda_images_per_s']:>13.1f}{r['baseline_images_per_s']:>11.1f}{r['tauda_over_baseline_time']:>8.2f}")
+              f"{r['tauda_images_per_s']:>13.1f}{r['baseline_images_per_s']:>11.1f}"
+              f"{r['tauda_over_baseline_time']:>8.2f}")
     if args.json: Path(args.json).write_text(json.dumps(results, indent=1))
     return results
 

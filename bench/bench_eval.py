@@ -75,12 +75,14 @@ def main(argv=None):
     assert abs(cm.miou() - theirs["averageScoreClasses"]) < 1e-6, (cm.miou(), theirs["averageScoreClasses"])
     print(f"mIoU: tauda {cm.miou():.6f}, cityscapesscripts {theirs['averageScoreClasses']:.6f} (equal to 1e-6)")
     print(f"{'':28}{'total s':>9}{'ms/image':>10}{'x floor':>9}")
-    for name, t in (("PNG decoding only (floor)", t_floor), ("tauda evaluate_label_pngs", t_tauda), ("cityscapesscripts", t_cs)):
+    for name, t in (("PNG decoding only (floor)", t_floor), ("tauda evaluate_label_pngs", t_tauda),
+                    ("cityscapesscripts", t_cs)):
         print(f"{name:<28}{t:9.2f}{1000*t/args.n:10.1f}{t/t_floor:9.2f}")
     print(f"cityscapesscripts / tauda: {t_cs/t_tauda:.1f}x")
-    results = dict(n=args.n, miou_tauda=cm.miou(), miou_cityscapesscripts=theirs["averageScoreClasses"], decode_only_s=round(t_floor, 3),
-                   tauda_s=round(t_tauda, 3), cityscapesscripts_s=round(t_cs, 3), tauda_over_floor=round(t_tauda/t_floor, 2),
-                   cityscapesscripts_over_tauda=round(t_cs/t_tauda, 2), cityscapesscripts_c_extension=bool(cs_eval.CSUPPORT))
+    results = dict(n=args.n, miou_tauda=cm.miou(), miou_cityscapesscripts=theirs["averageScoreClasses"],
+                   decode_only_s=round(t_floor, 3), tauda_s=round(t_tauda, 3), cityscapesscripts_s=round(t_cs, 3),
+                   tauda_over_floor=round(t_tauda/t_floor, 2), cityscapesscripts_over_tauda=round(t_cs/t_tauda, 2),
+                   cityscapesscripts_c_extension=bool(cs_eval.CSUPPORT))
     if args.json: Path(args.json).write_text(json.dumps(results, indent=1))
     return results
 

@@ -89,12 +89,14 @@ def main():
         with torch.device("meta"): params = sum(p.numel() for p in build_model(name, 19).parameters())
         flops = count_flops(name, TINY_SIZE if name == "tiny" else PAPER_SIZE)
         run = subprocess.run([sys.executable, __file__, "--one", name, "--size", *map(str, args.size),
-                              "--batch", str(args.batch), "--reps", str(args.reps), "--threads", str(args.threads)], capture_output=True, text=True, check=True)
+                              "--batch", str(args.batch), "--reps", str(args.reps), "--threads", str(args.threads)],
+                             capture_output=True, text=True, check=True)
         results[name] = dict(params=params, **flops, **json.loads(run.stdout.strip().splitlines()[-1]))
         r = results[name]
         print(f"{name:10s} {r['params']/1e6:7.2f} M params | {r['gflops_eval']:7.1f} GFLOPs eval, "
               f"{r['gflops_train_fwd_bwd']:7.1f} train fwd+bwd at {r['flops_size'][0]}×{r['flops_size'][1]} | "
-              f"CPU {r['size'][0]}×{r['size'][1]}, batch {r['batch']}, {r['threads']} threads: train fwd {r['train_fwd_s']:.2f} s, "
+              f"CPU {r['size'][0]}×{r['size'][1]}, batch {r['batch']}, {r['threads']} threads: "
+              f"train fwd {r['train_fwd_s']:.2f} s, "
               f"bwd {r['train_bwd_s']:.2f} s, eval fwd {r['eval_fwd_s']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB "
               f"({r['rss_after_build_mib']:.0f} after build)", flush=True)
     if args.json:

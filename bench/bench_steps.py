@@ -25,7 +25,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from tauda.config import apply_overrides, get_preset
-from tauda.train import Trainer, build_method
+from tauda.loading import RandomStream, train_stream
+from tauda.methods import build_method
+from tauda.train import Trainer
 
 SETTINGS = {  # model: (size (H, W), batch per domain)
     "tiny": ((64, 128), 8),
@@ -78,9 +80,8 @@ def run_model(model: str, reps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = trainer_for(model, Path(tmp))
         methods = methods_for(trainer, Path(tmp))
-        from tauda.train import train_stream
-        source = next(train_stream(trainer.source_train, trainer.cfg, 0, 0))
-        target = next(train_stream(trainer.target_train, trainer.cfg, 1, 0))
+        source = next(train_stream(trainer.source_train, trainer.cfg, RandomStream.SOURCE, 0))
+        target = next(train_stream(trainer.target_train, trainer.cfg, RandomStream.TARGET, 0))
         # stage one's thresholds start at τ0 = 0.8; an untrained model passes few pixels, which would make the
         # loss cheap: lower them (below 1/C) so that the UFL works on every pixel, an upper bound of its cost
         for name in ("stage1", "stage2"): methods[name].rule.thresholds.fill_(0.05)
@@ -97,13 +98,15 @@ def run_model(model: str, reps: int) -> dict:
 
 
 def print_table(results: list):
-    print(f"{'model':<10}{'size':>10}{'batch':>6}  " + "".join(f"{m + ' s':>10}" for m in METHODS) + f"{'s1/ment':>9}{'s2/ment':>9}"
-          f"{'UFL+θ+warp (s1)':>17}{'peak MiB':>10}")
+    print(f"{'model':<10}{'size':>10}{'batch':>6}  " + "".join(f"{m + ' s':>10}" for m in METHODS)
+          + f"{'s1/ment':>9}{'s2/ment':>9}{'UFL+θ+warp (s1)':>17}{'peak MiB':>10}")
     for r in results:
         s = r["shares"]["stage1"]
         overhead = sum(s.get(k, 0) for k in ("warp", "threshold", "target_loss"))
-        print(f"{r['model']:<10}{'×'.join(map(str, r['size'])):>10}{r['batch']:>6}  " + "".join(f"{r['step_s'][m]:>10.3f}" for m in METHODS)
-              + f"{r['ratio_to_minent']['stage1']:>9.2f}{r['ratio_to_minent']['stage2']:>9.2f}{100*overhead:>16.1f}%{r['peak_rss_mib']:>10.0f}")
+        print(f"{r['model']:<10}{'×'.join(map(str, r['size'])):>10}{r['batch']:>6}  "
+              + "".join(f"{r['step_s'][m]:>10.3f}" for m in METHODS)
+              + f"{r['ratio_to_minent']['stage1']:>9.2f}{r['ratio_to_minent']['stage2']:>9.2f}{100*overhead:>16.1f}%"
+              + f"{r['peak_rss_mib']:>10.0f}")
 
 
 def main():
@@ -118,7 +121,8 @@ def main():
         return
     results = []
     for model in args.models:
-        done = subprocess.run([sys.executable, __file__, "--one", model, "--reps", str(args.reps)], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, __file__, "--one", model, "--reps", str(args.reps)], capture_output=True,
+                              text=True)
         if done.returncode: sys.exit(f"{model}: {done.stderr[-2000:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print_table(results)

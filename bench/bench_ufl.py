@@ -1,4 +1,4 @@
-"""UFL with the adaptive-threshold update vs ADVENT's entropy loss, forward + backward, on 19-class 512×1024 logits (CPU).
+"""UFL with the adaptive-threshold update vs ADVENT's entropy loss, forward + backward, 19-class 512×1024 logits, CPU.
 
     python bench/bench_ufl.py [--repeats 5] [--height 512 --width 1024]
 
@@ -50,8 +50,9 @@ def main():
         loss = ufl_loss(weak, strong, mask)
         if loss is not None: loss.backward()
 
-    results = {name: 1000*best_of(fn, args.repeats) for name, fn in
-               [("entropy fwd+bwd", entropy_step), ("threshold update", threshold_step), ("ufl+threshold fwd+bwd", ufl_step)]}
+    steps = [("entropy fwd+bwd", entropy_step), ("threshold update", threshold_step),
+             ("ufl+threshold fwd+bwd", ufl_step)]
+    results = {name: 1000*best_of(fn, args.repeats) for name, fn in steps}
     results["ratio ufl/entropy"] = results["ufl+threshold fwd+bwd"]/results["entropy fwd+bwd"]
     print(f"logits {list(shape)}, {torch.get_num_threads()} threads")
     for k, v in results.items(): print(f"{k:>24}: {v:8.1f}" + ("" if k.startswith("ratio") else " ms"))

@@ -30,13 +30,15 @@ SUITE = {  # name: command (a JSON path is appended with --json, except for the 
 }
 TIMED = {  # name: (command whose wall time is the result, a JSON file it writes that is kept too, or None)
     "demo": ([sys.executable, "-m", "tauda.cli", "demo", "--out", "{tmp}/demo"], "{tmp}/demo/results.json"),
-    "notebooks": ([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT/"tests"/"test_notebooks.py")], None),
+    "notebooks": ([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   str(ROOT/"tests"/"test_notebooks.py")], None),
 }
 
 
 def machine() -> dict:
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "") \
-        if Path("/proc/cpuinfo").is_file() else platform.processor()
+    info = Path("/proc/cpuinfo")
+    cpu = next((l.split(":", 1)[1].strip() for l in info.read_text().splitlines() if l.startswith("model name")), "") \
+        if info.is_file() else platform.processor()
     return dict(cpu=cpu, cores=os.cpu_count(), torch=torch.__version__, python=platform.python_version(),
                 date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 

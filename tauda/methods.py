@@ -133,7 +133,8 @@ class TargetAdaptation(Method):
         strong = affine = None
         if self.rule is not None:
             with record_function("tauda.strong_view"):
-                strong, affine = strong_view(xt, self.seeds(RandomStream.STRONG_VIEW, iteration, len(xt)), self.cfg.views)
+                seeds = self.seeds(RandomStream.STRONG_VIEW, iteration, len(xt))
+                strong, affine = strong_view(xt, seeds, self.cfg.views)
         mixed = self.mix(xs, ys, xt, iteration)
         parts = dict(source=xs, weak=xt, strong=strong, mixed=None if mixed is None else mixed.images)
         logits = forward_parts(model, parts)

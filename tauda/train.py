@@ -27,8 +27,8 @@ from .metrics import evaluate, miou_report
 from .minicity import ensure_minicity
 from .models import build_model, param_groups
 from .runtime import (TrainingError, autocast, autocast_dtype, barrier, check_same_on_all_ranks, grad_scaler,
-                           log_images, log_scalars, main_process_first, out_of_memory_advice, output_dir, rank_and_world,
-                           setup_distributed, tensorboard_writer, use_channels_last, wrap_distributed)
+                           log_images, log_scalars, main_process_first, out_of_memory_advice, output_dir,
+                           rank_and_world, setup_distributed, tensorboard_writer, use_channels_last, wrap_distributed)
 
 # %% ../nbs/10_train.ipynb #f73a9af9
 class Trainer:
@@ -40,8 +40,8 @@ class Trainer:
         resuming = resume and self.last_checkpoint.is_file()
         main_process_first(self._build_data)  # data first: a wrong data root fails before a model downloads weights
         self.model = main_process_first(lambda: self._build_model(skip_weights=resuming or bool(cfg.init)))
-        self.optimizer = torch.optim.SGD(param_groups(self.model, cfg.optim.lr, cfg.optim.weight_decay,
-                                                      cfg.optim.head_lr_mult), lr=cfg.optim.lr, momentum=cfg.optim.momentum)
+        groups = param_groups(self.model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.head_lr_mult)
+        self.optimizer = torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum)
         self.scaler = grad_scaler(self.amp, self.device)
         self.iteration = 0
         self._start(resuming)
@@ -210,7 +210,8 @@ def monitor(self: Trainer, log, writer):
         split = self.cfg.log.eval_split or self.cfg.data.eval_split
         cm = evaluate(self.model, target_dataset(self.cfg, split, self.protocol), self.protocol.num_classes,
                       self.device, self.cfg.schedule.eval_batch_size, desc=f"eval {split}")
-        self._log(log, writer, {"iteration": self.iteration, f"eval_{split}_miou": miou_report(cm, self.protocol)["miou"]})
+        miou = miou_report(cm, self.protocol)["miou"]
+        self._log(log, writer, {"iteration": self.iteration, f"eval_{split}_miou": miou})
     barrier()
 
 # %% ../nbs/10_train.ipynb #33c1a2f0

@@ -13,4 +13,5 @@ cfg_path, out = sys.argv[1], Path(sys.argv[2])
 trainer = Trainer(load_config(cfg_path), out/"run", progress=False)
 trainer.fit()
 rank, world = rank_and_world()
-torch.save({"model": trainer.model.state_dict(), "thresholds": trainer.method.rule.thresholds, "world": world}, out/f"rank{rank}.pt")
+torch.save({"model": trainer.model.state_dict(), "thresholds": trainer.method.rule.thresholds, "world": world},
+           out/f"rank{rank}.pt")

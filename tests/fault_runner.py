@@ -65,7 +65,7 @@ if os.environ.get("TAUDA_FAULT_SLOW_PNG"):
 
 if os.environ.get("TAUDA_FAULT_FILE_SIZE"):
     limit = int(os.environ["TAUDA_FAULT_FILE_SIZE"])
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG instead of killing the process
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, the process lives on
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 if __name__ == "__main__":

@@ -9,14 +9,14 @@ are in `assignments/`, the reference solutions in `solutions/`). Point the autog
 The checks go beyond the examples in the starters' docstrings: exact values against naive reference implementations,
 gradients, invariances (pixel and batch order, invalid pixels, the global RNG), edge cases (empty masks, absent classes,
 huge logits, one-hot predictions, boxes of area 0 and 1), registration in tauda's registries, and a few iterations of
-`tauda train --import MODULE --set method.…=NAME` on a tiny minicity.
+`tauda train --import MODULE --set method.…=NAME` on the suite's small minicity, from its shared source and stage-one
+checkpoints (conftest.py).
 
 `test_autograders_fail_on_the_starters` (not an autograder itself) runs the autograder on `assignments/` in a subprocess
 and requires every check to fail there, so that each check tests something the starter does not already do.
 """
 import ast
 import importlib.util
-import json
 import math
 import os
 import subprocess
@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import read_log, sets
+
 ROOT = Path(__file__).resolve().parent.parent
 STARTERS, SOLUTIONS = ROOT/"assignments", ROOT/"solutions"
 SUBMISSION = (ROOT/(os.environ.get("TAUDA_SUBMISSION") or SOLUTIONS)).resolve()   # a relative path is taken from ROOT
@@ -35,7 +37,7 @@ autograder = pytest.mark.autograder
 
 
 def load_submission(name: str):
-    "Import `name` from the submission folder (once per session; importing registers its entries in tauda's registries)."
+    "Import `name` from the submission folder (once a session; importing registers its entries in tauda's registries)."
     if name in sys.modules and Path(getattr(sys.modules[name], "__file__", "")).resolve() == (SUBMISSION/f"{name}.py"):
         return sys.modules[name]
     path = SUBMISSION/f"{name}.py"
@@ -57,32 +59,16 @@ def a2(): return load_submission("a2_maxsquare")
 def a3(): return load_submission("a3_cutmix")
 
 
-@pytest.fixture(scope="session")
-def mini(tmp_path_factory):
-    "A tiny minicity, a 4-iteration source checkpoint and a 2-iteration stage-one checkpoint."
-    from tauda.config import apply_overrides, get_preset
-    from tauda.minicity import MinicitySpec, ensure_minicity
-    from tauda.train import Trainer
-    root = tmp_path_factory.mktemp("autograder")
-    data = ensure_minicity(root/"minicity", MinicitySpec(n_source=16, n_source_val=2, n_target_train=16, n_target_val=4,
-                                                          n_target_tune=2), progress=False)
-    common = [f"data_root={data}", "data.batch_size=2", "schedule.log_every=1", "schedule.eval_batch_size=8"]
-    Trainer(apply_overrides(get_preset("mini-source"), [*common, "schedule.iterations=4"]), root/"source", progress=False).fit()
-    Trainer(apply_overrides(get_preset("mini-stage1"), [*common, "schedule.iterations=2", "method.tau0=0.5",
-                                                        f"init={root/'source/checkpoints/last.pt'}"]), root/"stage1", progress=False).fit()
-    return dict(data=data, source=root/"source/checkpoints/last.pt", stage1=root/"stage1/checkpoints/last.pt")
-
-
-def train_with_submission(module: str, preset: str, init, data, out, *sets):
-    "`tauda train PRESET --import MODULE ...` for a few iterations, the submission folder on PYTHONPATH; returns the log."
+def train_with_submission(module: str, preset: str, run, out, *items):
+    """`tauda train PRESET --import MODULE ...` for a few iterations from the checkpoint of `run` (a conftest `Run`), on
+    its data, the submission folder on PYTHONPATH; returns the log."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SUBMISSION), os.environ.get("PYTHONPATH")]))}
-    args = [sys.executable, "-m", "tauda.cli", "train", preset, "--import", module, "--data-root", str(data), "--out", str(out),
-            "--quiet", "--set", f"init={init}", "--set", "schedule.log_every=1", "--set", "data.batch_size=2",
-            "--set", "schedule.eval_batch_size=8"]
-    for s in sets: args += ["--set", s]
+    args = [sys.executable, "-m", "tauda.cli", "train", preset, "--import", module, "--data-root", str(run.data),
+            "--out", str(out), "--quiet", *sets(f"init={run.checkpoint}", "schedule.log_every=1", "data.batch_size=2",
+                                                "schedule.eval_batch_size=8", *items)]
     result = subprocess.run(args, capture_output=True, text=True, env=env, cwd=out.parent)
     assert result.returncode == 0, result.stderr[-3000:]
-    return [json.loads(l) for l in (out/"log.jsonl").read_text().splitlines()]
+    return read_log(out)
 
 
 def probabilities(*shape, sharpness=3.0, seed=0):
@@ -147,7 +133,7 @@ def test_a1_one_step_without_momentum_keeps_the_top_portion_of_every_class(a1, p
     assert torch.allclose(rule.thresholds[present], ref[present])
     for c in range(5):
         n = int((cls == c).sum())
-        if n: assert int(mask[cls == c].sum()) == math.ceil(portion*n), f"class {c}: not the top {portion:.0%} of its pixels"
+        if n: assert int(mask[cls == c].sum()) == math.ceil(portion*n), f"class {c}: not its top {portion:.0%}"
 
 
 @autograder
@@ -228,8 +214,7 @@ def test_a1_state_dict_round_trip(a1):
 @autograder
 def test_a1_trains_through_the_cli(a1, request, tmp_path):
     a1.ClassBalancedThreshold(3).update(probabilities(1, 3, 4, 4))   # fails fast before any training
-    mini = request.getfixturevalue("mini")
-    log = train_with_submission("a1_thresholds", "mini-stage1", mini["source"], mini["data"], tmp_path/"run",
+    log = train_with_submission("a1_thresholds", "mini-stage1", request.getfixturevalue("source_run"), tmp_path/"run",
                                 "method.threshold=class_balanced", "method.tau0=0.2", "schedule.iterations=3")
     thresholds = log[-1]["thresholds"]
     assert len(thresholds) == 10 and len(set(thresholds)) > 1 and all(0 < t < 1 for t in thresholds)
@@ -282,7 +267,8 @@ def test_a2_plain_loss_is_the_mean_over_kept_pixels(a2):
     assert a2.maxsquare_loss(logits).item() == pytest.approx(full.mean().item(), rel=1e-5)
     mask = torch.rand(3, 6, 7, generator=torch.Generator().manual_seed(2)) > 0.5
     assert a2.maxsquare_loss(logits, mask=mask).item() == pytest.approx(full[mask].mean().item(), rel=1e-5)
-    assert a2.maxsquare_loss(logits, mask=torch.ones(3, 6, 7, dtype=torch.bool)).item() == pytest.approx(full.mean().item(), rel=1e-5)
+    everything = torch.ones(3, 6, 7, dtype=torch.bool)
+    assert a2.maxsquare_loss(logits, mask=everything).item() == pytest.approx(full.mean().item(), rel=1e-5)
     nothing = torch.zeros(3, 6, 7, dtype=torch.bool)
     assert a2.maxsquare_loss(logits, mask=nothing) is None and a2.maxsquare_loss(logits, 0.2, nothing) is None
     assert -0.5 <= a2.maxsquare_loss(logits).item() <= -0.5/5
@@ -350,7 +336,8 @@ def test_a2_order_of_pixels_and_images_does_not_matter(a2):
     perm = torch.randperm(30, generator=g)
     shuffled = logits.reshape(3, 4, 30)[:, :, perm].reshape(3, 4, 5, 6)[[2, 0, 1]]
     for alpha in (0.0, 0.2):
-        assert a2.maxsquare_loss(logits, alpha).item() == pytest.approx(a2.maxsquare_loss(shuffled, alpha).item(), rel=1e-5)
+        expected = a2.maxsquare_loss(shuffled, alpha).item()
+        assert a2.maxsquare_loss(logits, alpha).item() == pytest.approx(expected, rel=1e-5)
     assert a2.maxsquare_loss(logits, 1e-12).item() == pytest.approx(a2.maxsquare_loss(logits).item(), rel=1e-5)
 
 
@@ -372,8 +359,7 @@ def test_a2_registered_target_losses(a2):
 @autograder
 def test_a2_trains_through_the_cli(a2, request, tmp_path):
     a2.maxsquare_loss(torch.randn(1, 3, 2, 2), 0.2)                 # fails fast before any training
-    mini = request.getfixturevalue("mini")
-    log = train_with_submission("a2_maxsquare", "mini-stage1", mini["source"], mini["data"], tmp_path/"run",
+    log = train_with_submission("a2_maxsquare", "mini-stage1", request.getfixturevalue("source_run"), tmp_path/"run",
                                 "method.target_loss=iw_maxsquare", "schedule.iterations=2")
     assert all(l["target"] < 0 for l in log) and "thresholds" not in log[-1]
 
@@ -382,7 +368,8 @@ def test_a2_trains_through_the_cli(a2, request, tmp_path):
 # Assignment 3: CutMix
 def plain_views():
     from tauda.views import StrongView
-    return StrongView(brightness=0, contrast=0, saturation=0, sharpness=0, shadow_p=0, noise_p=0, blur_p=0, equalize_p=0)
+    return StrongView(brightness=0, contrast=0, saturation=0, sharpness=0, shadow_p=0, noise_p=0, blur_p=0,
+                      equalize_p=0)
 
 
 def box_of(mask):
@@ -417,7 +404,7 @@ def test_a3_box_depends_on_its_generator_only(a3):
         torch.manual_seed(2)
         state = torch.get_rng_state()
         b = a3.box_mask(20, 30, 0.3, torch.Generator().manual_seed(7))
-        assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), state)   # the global RNG is neither used nor moved
+        assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), state)  # the global RNG: neither used nor moved
     boxes = {box_of(a3.box_mask(20, 30, 0.3, torch.Generator().manual_seed(s)))[:2] for s in range(20)}
     assert len(boxes) >= 10
 
@@ -444,10 +431,12 @@ def mixing_inputs(B=3, H=12, W=16, seed=0):
 @autograder
 def test_a3_registered_and_built_like_cim(a3):
     from tauda.cim import MIXERS
-    mixer = MIXERS.build("cutmix", None, None, long_tail_p=0.3, long_tail_classes=(2, 4), pseudo_conf=0.9, views=plain_views())
+    mixer = MIXERS.build("cutmix", None, None, long_tail_p=0.3, long_tail_classes=(2, 4), pseudo_conf=0.9,
+                         views=plain_views())
     assert isinstance(mixer, a3.CutMixMixer) and mixer.pseudo_conf == 0.9
     out = mixer(*mixing_inputs(), torch.full((5,), 0.8), [1, 2, 3])
-    assert out.images.shape == (3, 3, 12, 16) and out.labels.shape == out.weights.shape == out.pasted.shape == (3, 12, 16)
+    assert out.images.shape == (3, 3, 12, 16)
+    assert out.labels.shape == out.weights.shape == out.pasted.shape == (3, 12, 16)
     assert out.labels.dtype == torch.int64 and out.pasted.dtype == torch.bool and out.weights.is_floating_point()
 
 
@@ -486,8 +475,7 @@ def test_a3_samples_are_seeded_and_independent(a3):
 @autograder
 def test_a3_trains_through_the_cli(a3, request, tmp_path):
     a3.box_mask(4, 4, 0.5, torch.Generator())                   # fails fast before any training
-    mini = request.getfixturevalue("mini")
-    log = train_with_submission("a3_cutmix", "mini-stage2", mini["stage1"], mini["data"], tmp_path/"run",
+    log = train_with_submission("a3_cutmix", "mini-stage2", request.getfixturevalue("stage1_run"), tmp_path/"run",
                                 "method.mixer=cutmix", "schedule.iterations=2")
     area = round(64*math.sqrt(0.5))*round(128*math.sqrt(0.5))/(64*128)
     assert all(l["mix"] > 0 and l["pasted_ratio"] == pytest.approx(area, rel=1e-6) for l in log)
@@ -514,12 +502,14 @@ def test_starter_and_solution_have_the_same_interface(module):
 def test_autograders_fail_on_the_starters(tmp_path):
     report = tmp_path/"starters.xml"
     env = {**os.environ, "TAUDA_SUBMISSION": str(STARTERS)}
-    subprocess.run([sys.executable, "-m", "pytest", str(Path(__file__)), "-m", "autograder", "-q", "-p", "no:cacheprovider",
+    subprocess.run([sys.executable, "-m", "pytest", str(Path(__file__)), "-m", "autograder", "-q",
+                    "-p", "no:cacheprovider",
                     f"--junitxml={report}"], capture_output=True, text=True, env=env, cwd=ROOT)
     cases = ET.parse(report).getroot().iter("testcase")
     outcome = {c.get("name"): ("failed" if c.find("failure") is not None or c.find("error") is not None
                                else "skipped" if c.find("skipped") is not None else "passed") for c in cases}
     graded = [n for n in outcome if n.startswith("test_a")]
     assert {n[:7] for n in graded} == {"test_a1", "test_a2", "test_a3"}
-    assert len(graded) >= 30 and all(outcome[n] == "failed" for n in graded), {n: o for n, o in outcome.items() if o != "failed"}
+    assert len(graded) >= 30
+    assert all(outcome[n] == "failed" for n in graded), {n: o for n, o in outcome.items() if o != "failed"}
     assert "NotImplementedError" in report.read_text()

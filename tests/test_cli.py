@@ -1,20 +1,25 @@
-"""The `tauda` command, run as a user runs it (a subprocess), on the cached minicity."""
+"""The `tauda` command. The demo (on the cached minicity), `eval` and `presets` run as a user runs them (a subprocess,
+`python -m tauda.cli`); the help of every command, one-line user errors and `check-data` run in-process
+(`tauda.cli.run`: the same parser and error boundary, without a Python process importing torch for each case)."""
 import json
 import subprocess
 import sys
 
 import pytest
 
+from tauda.cli import run
+
 
 def tauda(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "tauda.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["pipeline"], ["eval"], ["presets"], ["check-data"], ["pseudo-label"], ["study"]])
-def test_help_explains_every_command(command):
-    result = tauda(*command, "--help")
-    assert result.returncode == 0
-    assert "usage: tauda" in result.stdout and len(result.stdout.splitlines()) > 4
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["pipeline"], ["eval"], ["presets"], ["check-data"],
+                                     ["pseudo-label"], ["study"]])
+def test_help_explains_every_command(command, capsys):
+    assert run([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: tauda" in out and len(out.splitlines()) > 4
 
 
 def test_presets_lists_the_mini_presets():
@@ -34,7 +39,8 @@ def test_demo_prints_tables_and_writes_a_run_directory(demo_run):
     out, result = demo_run
     assert "TARGET (camera, val)" in result.stdout and "SOURCE (simulator, held out)" in result.stdout
     assert "protocol minicity10" in result.stdout
-    rows = [line.split()[0] for line in result.stdout.splitlines() if line.split()[:1] in (["source"], ["minent"], ["stage1"], ["stage2"])]
+    rows = [line.split()[0] for line in result.stdout.splitlines()
+            if line.split()[:1] in (["source"], ["minent"], ["stage1"], ["stage2"])]
     assert rows == ["source", "minent", "stage1", "stage2"]*2  # one row per method, in both tables
     run = out/"source"
     for name in ("config.yaml", "log.jsonl", "eval.json", "checkpoints/last.pt"):
@@ -67,20 +73,21 @@ def test_eval_reproduces_the_training_evaluation(demo_run, tmp_path):
     (["train", "mini-source", "--set", "data.minicity=false", "--data-root", "/nonexistent"], "/nonexistent/gta5"),
     (["eval", "/nonexistent/last.pt"], "checkpoint not found"),
 ])
-def test_user_errors_are_one_clear_line(args, message, tmp_path):
-    result = tauda(*args, cwd=tmp_path)
-    assert result.returncode == 2
-    assert message in result.stderr and "Traceback" not in result.stderr
+def test_user_errors_are_one_clear_line(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
-def test_check_data_passes_a_good_copy_and_names_a_broken_file(tmp_path):
+def test_check_data_passes_a_good_copy_and_names_a_broken_file(tmp_path, capsys):
     from tauda.data import write_fixture
     write_fixture("gta5", tmp_path/"gta5", n=3)
-    good = tauda("check-data", "gta5", str(tmp_path/"gta5"))
-    assert good.returncode == 0, good.stdout + good.stderr
+    assert run(["check-data", "gta5", str(tmp_path/"gta5")]) == 0, capsys.readouterr()
+    capsys.readouterr()
     (tmp_path/"gta5/labels"/sorted(p.name for p in (tmp_path/"gta5/labels").iterdir())[1]).unlink()
-    bad = tauda("check-data", "gta5", str(tmp_path/"gta5"))
-    assert bad.returncode == 1 and "image_without_label" in bad.stdout
+    assert run(["check-data", "gta5", str(tmp_path/"gta5")]) == 1
+    assert "image_without_label" in capsys.readouterr().out
 
 
 def test_every_preset_resolves():
@@ -91,4 +98,4 @@ def test_every_preset_resolves():
     for name in PRESETS:
         cfg = get_preset(name)
         assert cfg.model.name in MODELS and get_protocol(cfg.data.protocol)
-        assert (cfg.method.name in ("stage1", "stage2")) == ("init=" in PRESETS[name][1])
+        assert (cfg.method.name in ("stage1", "stage2")) == ("init=" in PRESETS.summary(name))

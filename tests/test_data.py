@@ -7,9 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from tauda.data import (DATASETS, Cityscapes, DataError, GTA5, LabelFormatError, Synthia, build_dataset, check_data,
-                        check_data_main, png_header, read_label_ids, read_synthia_label, write_fixture, write_png16,
-                        write_synthia_sample)
+from tauda.checkdata import check_data
+from tauda.cli import run
+from tauda.data import (DATASETS, Cityscapes, DataError, GTA5, LabelFormatError, Synthia, build_dataset, png_header,
+                        read_label_ids, read_synthia_label, write_fixture, write_png16, write_synthia_sample)
 from tauda.labels import CITYSCAPES19, IGNORE, PROTOCOLS, SYNTHIA16
 
 LABEL_DIRS = {"gta5": "labels", "synthia": "GT/LABELS", "cityscapes": "gtFine"}
@@ -40,7 +41,8 @@ def test_resize_is_bilinear_for_images_and_nearest_for_labels(tmp_path, layout):
     expected = write_fixture(layout, tmp_path, n=1, size=(8, 10), protocol=protocol)
     image, label = build_dataset(layout, tmp_path, "val", protocol, size=(16, 20))[0]
     assert image.shape == (3, 16, 20) and label.shape == (16, 20)
-    assert torch.equal(label, torch.from_numpy(expected[0]).repeat_interleave(2, 0).repeat_interleave(2, 1))  # nearest, 2x
+    nearest = torch.from_numpy(expected[0]).repeat_interleave(2, 0).repeat_interleave(2, 1)  # nearest neighbour, 2x
+    assert torch.equal(label, nearest)
     full = build_dataset(layout, tmp_path, "val", protocol, size=(16, 20), resize_labels=False)[0][1]
     assert full.shape == (8, 10)
 
@@ -87,7 +89,7 @@ def test_wrong_root_names_the_expected_layout(tmp_path, layout):
         build_dataset(layout, tmp_path/"nowhere", "val", CITYSCAPES19, size=None)
     report = check_data(layout, tmp_path/"nowhere")
     assert not report.ok and "layout" in report.problems["layout"][0]
-    assert check_data_main([layout, str(tmp_path/"nowhere")]) == 1
+    assert run(["check-data", layout, str(tmp_path/"nowhere")]) == 1
 
 
 @pytest.mark.parametrize("layout", list(DATASETS))
@@ -155,9 +157,11 @@ def test_label_value_outside_the_layout_is_ignored_and_reported(tmp_path, layout
         out.save(path)
     protocol = SYNTHIA16 if layout == "synthia" else CITYSCAPES19
     _, label = build_dataset(layout, tmp_path, "val", protocol, size=None)[0]
-    assert (label[0, :2] == IGNORE).all() and torch.equal(label[1:], torch.from_numpy(expected[0][1:]))  # ignored, never a class
+    assert (label[0, :2] == IGNORE).all()  # ignored, never a class
+    assert torch.equal(label[1:], torch.from_numpy(expected[0][1:]))
     report = check_data(layout, tmp_path, protocol)
-    assert list(report.problems) == ["unknown_label_value"] and report.problems["unknown_label_value"][0].startswith(str(path))
+    assert list(report.problems) == ["unknown_label_value"]
+    assert report.problems["unknown_label_value"][0].startswith(str(path))
     assert report.unknown_values == {str(bad): 2}
 
 
@@ -180,13 +184,13 @@ def test_unpaired_label_and_split_file(tmp_path):
     assert check_data("gta5", tmp_path, split="train").ok
 
 
-def test_check_data_main_exit_codes(tmp_path, capsys):
+def test_check_data_command_exit_codes(tmp_path, capsys):
     write_fixture("synthia", tmp_path, n=1, size=(6, 8))
     out = tmp_path/"report.json"
-    assert check_data_main(["synthia", str(tmp_path), "--json", str(out)]) == 0
+    assert run(["check-data", "synthia", str(tmp_path), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["ok"] is True and "OK" in capsys.readouterr().out
     (tmp_path/"RGB/0000000.png").unlink()
-    assert check_data_main(["synthia", str(tmp_path)]) == 1
-    assert check_data_main(["nosuchlayout", str(tmp_path)]) == 2
-    assert check_data_main([]) == 2
-    assert check_data_main(["gta5", str(tmp_path), "--protocol", "nosuch"]) == 2
+    assert run(["check-data", "synthia", str(tmp_path)]) == 1
+    assert run(["check-data", "nosuchlayout", str(tmp_path)]) == 2
+    assert run(["check-data"]) == 2
+    assert run(["check-data", "gta5", str(tmp_path), "--protocol", "nosuch"]) == 2

@@ -7,13 +7,15 @@ file write, and deleted outputs being redone (tests/test_pseudo.py).
 Here: kill -9 *while a checkpoint is being written*; a full disk while saving (simulated, and a real write refused
 by the operating system); a data-loading worker that raises, is killed, exits or hangs; a non-finite loss through the
 command line; and kill -9 of a pseudo-label export, which then resumes without redoing or losing a file.
-Subprocesses run `tests/fault_runner.py`, which injects the fault named by an environment variable.
+Subprocesses run `tests/fault_runner.py`, which injects the fault named by an environment variable. The runs train on
+the shared fixture datasets in the real layouts, from the shared source checkpoint (conftest.py).
 """
 import errno
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,20 +29,19 @@ import torch
 from PIL import Image
 
 import tauda.data
+from helpers import error_line, sets
 from tauda.cli import main
 from tauda.config import apply_overrides, get_preset
-from tauda.data import write_fixture
+from tauda.loading import RandomStream, SeededSampler, sample_file, sample_seed
+from tauda.methods import SourceOnly
 from tauda.pseudo import MANIFEST, export_pseudo_labels
-from tauda.train import SourceOnly, Trainer
+from tauda.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT/"tests"/"fault_runner.py"
-RUN = ["data.minicity=false", "log.tensorboard=false", "data.num_workers=0", "schedule.log_every=1", "data.batch_size=2"]
+RUN = ["data.minicity=false", "log.tensorboard=false", "data.num_workers=0", "schedule.log_every=1",
+       "data.batch_size=2"]
 N_TARGET = 6  # target training images (the pseudo-label export)
-
-
-def sets(*items) -> list:
-    return [arg for item in items for arg in ("--set", item)]
 
 
 def env(**extra) -> dict:
@@ -48,57 +49,49 @@ def env(**extra) -> dict:
     return {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", **extra}
 
 
-def error_line(err: str, command: str) -> str:
-    "The one line a command printed on stderr for a user-facing error."
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"tauda {command}: error: "), err[-2000:]
-    assert "Traceback" not in err
-    return lines[0]
-
-
 def temporaries(folder: Path) -> list:
     return sorted(p.name for p in folder.rglob(".*.tmp*"))
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    "Fixture datasets in the real layouts: GTA5 source (4 images), Cityscapes target (6 unlabelled train, 2 val)."
-    root = tmp_path_factory.mktemp("faults")/"data"
-    write_fixture("gta5", root/"gta5", n=4, size=(32, 64))
-    write_fixture("cityscapes", root/"cityscapes", n=N_TARGET, size=(32, 64), split="train", seed=1)
-    write_fixture("cityscapes", root/"cityscapes", n=2, size=(32, 64), split="val", seed=2)
-    return root
+@pytest.fixture
+def data(layouts):
+    """The data root of these runs: the shared fixture datasets in the real layouts (conftest.py), of which these tests
+    use GTA5 (4 images: "00001.png" …) and Cityscapes (N_TARGET training images, 2 val)."""
+    assert len(list((layouts/"cityscapes"/"leftImg8bit"/"train").rglob("*.png"))) == N_TARGET
+    return layouts
 
 
-@pytest.fixture(scope="module")
-def source_checkpoint(data, tmp_path_factory):
-    "A 2-iteration source run on the fixture data (the init of stage one, the model of the pseudo-labels)."
-    out = tmp_path_factory.mktemp("source")
-    cfg = apply_overrides(get_preset("mini-source"), [f"data_root={data}", *RUN, "schedule.iterations=2"])
-    Trainer(cfg, out, progress=False).fit()
-    return out/"checkpoints"/"last.pt"
+@pytest.fixture
+def source_checkpoint(source_run):
+    """The shared short source run's last checkpoint (on minicity: the same model and classes as these runs): the init
+    of stage one, and the model of the pseudo-labels (exported from `data`: --data-root)."""
+    return source_run.checkpoint
 
 
 # ---------------------------------------------------------------- kill -9 in the middle of a checkpoint write
 
 def test_kill_9_while_a_checkpoint_is_written_keeps_the_last_one_and_resume_is_exact(data, source_checkpoint, tmp_path):
     k = random.Random(time.time_ns()).randint(2, 6)  # killed while the k-th last.pt (iteration k of 6) is half written
-    def argv(out): return [sys.executable, str(RUNNER), "train", "mini-stage1", "--quiet", "--data-root", str(data), "--out", str(out),
-                           *sets(*RUN, f"init={source_checkpoint}", "schedule.iterations=6", "schedule.checkpoint_every=1")]
+    def argv(out):
+        return [sys.executable, str(RUNNER), "train", "mini-stage1", "--quiet", "--data-root", str(data),
+                "--out", str(out),
+                *sets(*RUN, f"init={source_checkpoint}", "schedule.iterations=6", "schedule.checkpoint_every=1")]
     mark = tmp_path/"hanging"
     whole = subprocess.Popen(argv(tmp_path/"whole"), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    victim = subprocess.Popen(argv(tmp_path/"killed"), env=env(TAUDA_FAULT_HANG_SAVE=f"last.pt:{k}", TAUDA_FAULT_MARK=str(mark)),
+    victim = subprocess.Popen(argv(tmp_path/"killed"), env=env(TAUDA_FAULT_HANG_SAVE=f"last.pt:{k}",
+                                                               TAUDA_FAULT_MARK=str(mark)),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while not mark.exists() and victim.poll() is None and time.time() < deadline: time.sleep(0.02)
     victim.send_signal(signal.SIGKILL)
-    assert victim.wait() == -signal.SIGKILL and mark.exists(), f"k={k}: the run ended before the save it should hang in: " + victim.stderr.read().decode()[-2000:]
+    assert victim.wait() == -signal.SIGKILL and mark.exists(), \
+        f"k={k}: the run ended before the save it should hang in: " + victim.stderr.read().decode()[-2000:]
 
     checkpoints = tmp_path/"killed"/"checkpoints"
     partial = list(checkpoints.glob(".last.pt.tmp*"))
     assert len(partial) == 1 and 0 < partial[0].stat().st_size < int(mark.read_text()), f"k={k}"
-    with pytest.raises(Exception): torch.load(partial[0], weights_only=False)  # the half-written file is no checkpoint...
-    last = torch.load(checkpoints/"last.pt", weights_only=False)                 # ...and last.pt is still the previous one, whole
+    with pytest.raises(Exception): torch.load(partial[0], weights_only=False)  # the half-written file: no checkpoint
+    last = torch.load(checkpoints/"last.pt", weights_only=False)                 # last.pt: the previous one, whole
     assert last["iteration"] == k - 1, f"k={k}"
 
     assert whole.wait(timeout=240) == 0, whole.stderr.read().decode()[-2000:]
@@ -141,14 +134,16 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_says_so(data
 
 
 def test_a_write_the_file_system_refuses_is_reported_by_its_own_reason(data, tmp_path):
-    "A real failed write (a file-size limit: EFBIG, as ENOSPC on a full disk), which torch.save alone reports as 'enforce fail'."
+    """A real failed write (a file-size limit: EFBIG, as ENOSPC on a full disk), which torch.save alone reports as
+    'enforce fail'."""
     run = tmp_path/"run"
-    done = subprocess.run([sys.executable, str(RUNNER), "train", "mini-source", "--quiet", "--data-root", str(data), "--out", str(run),
-                           *sets(*RUN, "schedule.iterations=1")], env=env(TAUDA_FAULT_FILE_SIZE="300000"),
-                          capture_output=True, text=True, timeout=240)
+    done = subprocess.run([sys.executable, str(RUNNER), "train", "mini-source", "--quiet", "--data-root", str(data),
+                           "--out", str(run), *sets(*RUN, "schedule.iterations=1")],
+                          env=env(TAUDA_FAULT_FILE_SIZE="300000"), capture_output=True, text=True, timeout=240)
     assert done.returncode == 2, done.stderr[-2000:]
     line = error_line(done.stderr, "train")
-    assert f"cannot write the checkpoint {run/'checkpoints'/'last.pt'}: File too large" in line and "enforce fail" not in line
+    assert f"cannot write the checkpoint {run/'checkpoints'/'last.pt'}: File too large" in line
+    assert "enforce fail" not in line
     assert temporaries(run) == [] and not (run/"checkpoints"/"last.pt").exists()
 
 
@@ -169,13 +164,13 @@ class _Timeout:
 @pytest.mark.parametrize("fault", ["raises", "killed", "exits", "hangs"])
 def test_a_failing_data_loading_worker_stops_the_run_naming_the_file(data, tmp_path, capsys, monkeypatch, fault):
     broken = tmp_path/"data"
-    write_fixture("gta5", broken/"gta5", n=4, size=(32, 64))
+    shutil.copytree(data/"gta5", broken/"gta5")  # its own copy of the source images, the target ones shared
     (broken/"cityscapes").symlink_to(data/"cityscapes")
     victim = broken/"gta5"/"images"/"00003.png"
     if fault == "raises": victim.write_bytes(victim.read_bytes()[:-60])  # truncated: the worker's decoder raises
     else:
         real = tauda.data.read_rgb
-        def dying(path):  # the decoder crashes hard in the worker process (a segfault, the out-of-memory killer), or hangs
+        def dying(path):  # the decoder crashes hard in the worker process (a segfault, the OOM killer), or hangs
             if Path(path) == victim and torch.utils.data.get_worker_info() is not None:
                 if fault == "hangs": time.sleep(600)  # a read from a stalled network file system
                 if fault == "killed": os.kill(os.getpid(), signal.SIGKILL)
@@ -185,13 +180,15 @@ def test_a_failing_data_loading_worker_stops_the_run_naming_the_file(data, tmp_p
     start = time.time()
     with _Timeout(120), pytest.raises(SystemExit) as exit_:
         main(["train", "mini-source", "--quiet", "--data-root", str(broken), "--out", str(tmp_path/"run"),
-              *sets(*RUN, "data.num_workers=2", "schedule.iterations=4", "data.worker_timeout=5")])  # 4 × 2 images: all are read
+              *sets(*RUN, "data.num_workers=2", "schedule.iterations=4", "data.worker_timeout=5")])  # 4 × 2: all read
     assert exit_.value.code == 2 and time.time() - start < 120
     line = error_line(capsys.readouterr().err, "train")
     assert str(victim) in line and "Original Traceback" not in line and "Caught" not in line
-    # torch learns of a dead worker from its SIGCHLD handler (with the signal or exit code) or while waiting for a batch (without)
+    # torch learns of a dead worker from its SIGCHLD handler (with the signal or exit code) or while waiting for a batch
+    # (without)
     expected = {"raises": "cannot decode as an RGB image", "killed": "(was killed by signal|exited unexpectedly)",
-                "exits": "exited unexpectedly( with exit code 3)?", "hangs": "no batch came from the data-loading workers for 5 s"}
+                "exits": "exited unexpectedly( with exit code 3)?",
+                "hangs": "no batch came from the data-loading workers for 5 s"}
     assert re.search(expected[fault], line), line
     if fault in ("killed", "exits"): assert "--set data.num_workers=0" in line
     if fault == "hangs": assert "--set data.worker_timeout=SECONDS" in line
@@ -211,43 +208,49 @@ def test_a_worker_failing_after_the_last_step_does_not_fail_the_run(data, tmp_pa
         save(trainer, *paths)
     monkeypatch.setattr(tauda.data, "read_rgb", dying_later)
     monkeypatch.setattr(Trainer, "save", saving_first)
-    monkeypatch.setattr(torch.utils.data._utils, "MP_STATUS_CHECK_INTERVAL", 0.5)  # how long a stopped worker is waited for
-    cfg = apply_overrides(get_preset("mini-source"), [f"data_root={data}", *RUN, "data.num_workers=1", "data.batch_size=1",
-                                                      "schedule.iterations=1", "data.scales=[1.0]"])
+    monkeypatch.setattr(torch.utils.data._utils, "MP_STATUS_CHECK_INTERVAL", 0.5)  # a stopped worker: awaited that long
+    items = [f"data_root={data}", *RUN, "data.num_workers=1", "data.batch_size=1", "schedule.iterations=1",
+             "data.scales=[1.0]"]
+    cfg = apply_overrides(get_preset("mini-source"), items)
     trainer = Trainer(cfg, tmp_path/"run", progress=False)
-    first = next(iter(tauda.data.SeededSampler(4, 1, tauda.data.sample_seed(cfg.seed, 0))))[0]
-    assert Path(tauda.data.sample_file(trainer.source_train, first)).name == "00001.png"  # the one sample the step uses loads
+    first = next(iter(SeededSampler(4, 1, sample_seed(cfg.seed, RandomStream.SOURCE))))[0]
+    assert Path(sample_file(trainer.source_train, first)).name == "00001.png"  # the one sample the step uses loads
     report = trainer.fit()
     time.sleep(0.3)  # a worker that were still watched would fail the run by now
     assert report["iteration"] == 1 and (tmp_path/"run"/"eval.json").is_file()
 
 
-def test_a_worker_killed_in_a_pseudo_label_export_names_its_file_and_a_rerun_completes(data, source_checkpoint, tmp_path, capsys,
-                                                                                      monkeypatch):
+def test_a_worker_killed_in_a_pseudo_label_export_names_its_file_and_a_rerun_completes(data, source_checkpoint,
+                                                                                      tmp_path, capsys, monkeypatch):
     out = tmp_path/"out"
-    argv = ["pseudo-label", str(source_checkpoint), "--out", str(out), "--batch-size", "1", "--num-workers", "2", "--quiet"]
+    argv = ["pseudo-label", str(source_checkpoint), "--data-root", str(data), "--out", str(out), "--batch-size", "1",
+            "--num-workers", "2", "--quiet"]
     with pytest.raises(SystemExit) as exit_: main(argv)
     assert exit_.value.code == 0
     images = sorted((data/"cityscapes"/"leftImg8bit"/"train").rglob("*_leftImg8bit.png"))
-    for i in (2, 4): next(out.rglob(images[i].name.replace("leftImg8bit", "gtFine_labelIds"))).unlink()  # left to do: 2 and 4
+    for i in (2, 4):  # left to do: 2 and 4
+        next(out.rglob(images[i].name.replace("leftImg8bit", "gtFine_labelIds"))).unlink()
     real = tauda.data.read_rgb
     def dying(path):
-        if Path(path) == images[4] and torch.utils.data.get_worker_info() is not None: os.kill(os.getpid(), signal.SIGKILL)
+        if Path(path) == images[4] and torch.utils.data.get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
         return real(path)
     monkeypatch.setattr(tauda.data, "read_rgb", dying)
     capsys.readouterr()
     with _Timeout(120), pytest.raises(SystemExit) as exit_: main(argv)
     assert exit_.value.code == 2
     line = error_line(capsys.readouterr().err, "pseudo-label")
-    assert f"while loading {images[4]};" in line and "--num-workers 0" in line  # position 1 of what is left to do: image 4
+    assert f"while loading {images[4]};" in line and "--num-workers 0" in line  # 1st of what is left to do: image 4
     monkeypatch.undo()
     with pytest.raises(SystemExit) as exit_: main(argv)
     manifest = json.loads((out/MANIFEST).read_text())
-    assert exit_.value.code == 0 and manifest["complete"] and manifest["computed"] in (1, 2)  # image 2 may have been written
+    assert exit_.value.code == 0 and manifest["complete"]
+    assert manifest["computed"] in (1, 2)  # image 2 may have been written
     assert len(list(out.rglob("*_gtFine_labelIds.png"))) == N_TARGET and temporaries(out) == []
 
 
-def test_a_hung_worker_stops_a_pseudo_label_export_naming_its_file(data, source_checkpoint, tmp_path, capsys, monkeypatch):
+def test_a_hung_worker_stops_a_pseudo_label_export_naming_its_file(data, source_checkpoint, tmp_path, capsys,
+                                                                  monkeypatch):
     images = sorted((data/"cityscapes"/"leftImg8bit"/"train").rglob("*_leftImg8bit.png"))
     real = tauda.data.read_rgb
     def hanging(path):  # a read from a stalled network file system
@@ -256,11 +259,12 @@ def test_a_hung_worker_stops_a_pseudo_label_export_naming_its_file(data, source_
     monkeypatch.setattr(tauda.data, "read_rgb", hanging)
     start = time.time()
     with _Timeout(120), pytest.raises(SystemExit) as exit_:
-        main(["pseudo-label", str(source_checkpoint), "--out", str(tmp_path/"out"), "--batch-size", "1", "--num-workers", "2",
-              "--worker-timeout", "3", "--quiet"])
+        main(["pseudo-label", str(source_checkpoint), "--data-root", str(data), "--out", str(tmp_path/"out"),
+              "--batch-size", "1", "--num-workers", "2", "--worker-timeout", "3", "--quiet"])
     assert exit_.value.code == 2 and time.time() - start < 120
     line = error_line(capsys.readouterr().err, "pseudo-label")
-    assert f"no batch came from the data-loading workers for 3 s while loading {images[1]}" in line and "--worker-timeout SECONDS" in line
+    assert f"no batch came from the data-loading workers for 3 s while loading {images[1]}" in line
+    assert "--worker-timeout SECONDS" in line
 
 
 # ---------------------------------------------------------------- a non-finite loss, through the command line
@@ -275,7 +279,8 @@ def test_a_non_finite_loss_stops_the_command_in_one_line(data, tmp_path, capsys)
               *sets(*RUN, "schedule.iterations=3", "schedule.checkpoint_every=1")])
     assert exit_.value.code == 2
     line = error_line(capsys.readouterr().err, "train")
-    assert "non-finite loss at iteration 1: source_ce=inf" in line and f"the last good checkpoint is {tmp_path/'run'/'checkpoints'/'last.pt'}" in line
+    assert "non-finite loss at iteration 1: source_ce=inf" in line
+    assert f"the last good checkpoint is {tmp_path/'run'/'checkpoints'/'last.pt'}" in line
     last = torch.load(tmp_path/"run"/"checkpoints"/"last.pt", weights_only=False)
     assert last["iteration"] == 1 and all(torch.isfinite(v).all() for v in last["model"].values())
 
@@ -288,15 +293,19 @@ def _tree(out: Path) -> dict:
             if p.is_file() and p.name != MANIFEST and ".tmp" not in p.name}
 
 
-def test_kill_9_during_a_pseudo_label_export_then_resume_redoes_nothing_and_loses_nothing(source_checkpoint, tmp_path):
+def test_kill_9_during_a_pseudo_label_export_then_resume_redoes_nothing_and_loses_nothing(data, source_checkpoint,
+                                                                                         tmp_path):
     out, k = tmp_path/"out", random.Random(time.time_ns()).randint(1, N_TARGET - 2)
-    victim = subprocess.Popen([sys.executable, str(RUNNER), "pseudo-label", str(source_checkpoint), "--out", str(out), "--batch-size", "1", "--quiet"],
+    victim = subprocess.Popen([sys.executable, str(RUNNER), "pseudo-label", str(source_checkpoint),
+                               "--data-root", str(data), "--out", str(out), "--batch-size", "1", "--quiet"],
                               env=env(TAUDA_FAULT_SLOW_PNG="0.15"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
-    while len(list(out.rglob("*_gtFine_labelIds.png"))) < k and victim.poll() is None and time.time() < deadline: time.sleep(0.01)
+    while len(list(out.rglob("*_gtFine_labelIds.png"))) < k and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
     time.sleep(random.Random(k).uniform(0, 0.3))  # then at a random moment, most likely in the middle of a file
     victim.send_signal(signal.SIGKILL)
-    assert victim.wait() == -signal.SIGKILL, "the export finished before it could be killed: " + victim.stderr.read().decode()[-2000:]
+    assert victim.wait() == -signal.SIGKILL, \
+        "the export finished before it could be killed: " + victim.stderr.read().decode()[-2000:]
 
     before = _tree(out)
     assert 0 < len(before) < 4*N_TARGET and json.loads((out/MANIFEST).read_text())["complete"] is False
@@ -309,15 +318,18 @@ def test_kill_9_during_a_pseudo_label_export_then_resume_redoes_nothing_and_lose
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same arithmetic as the killed process
     try:
-        resumed = export_pseudo_labels(source_checkpoint, out, batch_size=1, progress=False)
-        reference = export_pseudo_labels(source_checkpoint, tmp_path/"reference", batch_size=1, progress=False)
+        resumed = export_pseudo_labels(source_checkpoint, out, data_root=data, batch_size=1, progress=False)
+        reference = export_pseudo_labels(source_checkpoint, tmp_path/"reference", data_root=data, batch_size=1,
+                                         progress=False)
     finally: torch.set_num_threads(threads)
     after = _tree(out)
-    assert resumed["complete"] and (resumed["computed"], resumed["skipped"]) == (N_TARGET - len(complete), len(complete))
+    assert resumed["complete"]
+    assert (resumed["computed"], resumed["skipped"]) == (N_TARGET - len(complete), len(complete))
     assert temporaries(out) == []
     assert all(after[p] == before[p] for p in before), "a file written before the kill was rewritten"
     assert set(after) == set(_tree(tmp_path/"reference")) and len(after) == 4*N_TARGET
     for path in after:
         if path.suffix == ".png" and not (out/path).is_symlink():
-            assert np.array_equal(np.array(Image.open(out/path)), np.array(Image.open(tmp_path/"reference"/path))), path
+            reference_png = np.array(Image.open(tmp_path/"reference"/path))
+            assert np.array_equal(np.array(Image.open(out/path)), reference_png), path
     assert resumed["class_share"] == reference["class_share"]

@@ -1,5 +1,6 @@
-"""`bash run.sh html` renders every chapter (nbs/*.ipynb, nbs/assignments/*.ipynb) to one offline HTML page, with no
-network access: every Python process it starts runs with sockets to anything but localhost refused and recorded."""
+"""`bash run.sh html` renders every chapter (nbs/*.ipynb, the API appendix nbs/api/*.ipynb, nbs/assignments/*.ipynb) to
+one offline HTML page, with no network access: every Python process it starts runs with sockets to anything but
+localhost refused and recorded."""
 import html
 import json
 import os
@@ -8,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = sorted(p.relative_to(ROOT/"nbs") for p in [*(ROOT/"nbs").glob("*.ipynb"), *(ROOT/"nbs"/"assignments").glob("*.ipynb")])
+CHAPTERS = sorted(p.relative_to(ROOT/"nbs") for folder in ("", "api", "assignments")
+                  for p in (ROOT/"nbs"/folder).glob("*.ipynb"))
 
 OFFLINE = '''
 import os, socket
@@ -45,27 +47,31 @@ def test_html_pages_of_every_chapter_offline(tmp_path):
     (tmp_path/"offline").mkdir()
     (tmp_path/"offline"/"sitecustomize.py").write_text(OFFLINE)
     log = tmp_path/"network.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path/"offline"), os.environ.get("PYTHONPATH")])),
-           "TAUDA_OFFLINE_LOG": str(log)}
+    path = os.pathsep.join(filter(None, [str(tmp_path/"offline"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "TAUDA_OFFLINE_LOG": str(log)}
     site = tmp_path/"site"
-    result = subprocess.run(["bash", str(ROOT/"run.sh"), "html", "--out", str(site)], capture_output=True, text=True, env=env)
+    result = subprocess.run(["bash", str(ROOT/"run.sh"), "html", "--out", str(site)], capture_output=True, text=True,
+                            env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert Path(f"{log}.started").is_file()                                  # the network guard was in place
     assert not log.exists(), f"network access attempted: {log.read_text()}"
     pages = sorted(p.relative_to(site) for p in site.rglob("*.html"))
     assert pages == [c.with_suffix(".html") for c in CHAPTERS]               # one page per chapter, nothing else
-    assert len(CHAPTERS) >= 12 and any(c.parent.name == "assignments" for c in CHAPTERS)
+    assert len(CHAPTERS) >= 12 and {"api", "assignments"} <= {c.parent.name for c in CHAPTERS}
     for chapter in CHAPTERS:
         page = (site/chapter.with_suffix(".html")).read_text()
         text = html.unescape(re.sub(r"<[^>]+>", "", page))
         assert re.sub(r"[`*]", "", title(ROOT/"nbs"/chapter)) in text, chapter
-        local = [h for h in re.findall(r'href="([^"]+)"', page) if not h.startswith(("http:", "https:", "#", "mailto:"))]
+        local = [h for h in re.findall(r'href="([^"]+)"', page)
+                 if not h.startswith(("http:", "https:", "#", "mailto:"))]
         assert not [h for h in local if ".ipynb" in h], f"{chapter}: links to notebooks left: {local}"
-        for link in local:                    # links to chapters resolve to their pages (a chapter still being written: no page yet)
+        for link in local:  # links to chapters resolve to their pages (a chapter still being written: no page yet)
             target = (site/chapter).parent/link.split("#")[0]
             source = (ROOT/"nbs"/chapter).parent/Path(link.split("#")[0]).with_suffix(".ipynb")
-            assert target.is_file() or (target.suffix == ".html" and not source.exists()), f"{chapter}: broken link {link}"
+            assert target.is_file() or (target.suffix == ".html" and not source.exists()), \
+                f"{chapter}: broken link {link}"
     index = (site/"index.html").read_text()
-    assert "data:image/png;base64" in index                                   # figures are embedded: the pages stand alone
+    assert "data:image/png;base64" in index  # figures are embedded: the pages stand alone
     linked = set(re.findall(r'href="([^"#:]+\.html)', index))
-    assert linked >= {str(c.with_suffix(".html")) for c in CHAPTERS if c.name != "index.ipynb"}, "index.html misses chapters"
+    chapters = {str(c.with_suffix(".html")) for c in CHAPTERS if c.name != "index.ipynb"}
+    assert linked >= chapters, f"index.html misses chapters: {sorted(chapters - linked)}"

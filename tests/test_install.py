@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_wheel_installs_and_runs_the_demo(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path/"dist"), str(ROOT)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path/"dist"),
+                    str(ROOT)], check=True)
     wheel, = (tmp_path/"dist").glob("tauda-*.whl")
     venv = tmp_path/"venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
@@ -27,7 +28,7 @@ def test_wheel_installs_and_runs_the_demo(tmp_path):
     where = subprocess.run([python, "-c", "import tauda; print(tauda.__file__)"], capture_output=True, text=True,
                            cwd=tmp_path, check=True).stdout.strip()
     assert where.startswith(str(venv)), where
-    result = subprocess.run([venv/"bin"/"tauda", "demo", "--iterations", "5", "--out", "out"], capture_output=True, text=True,
-                            cwd=tmp_path, env={**os.environ, "PATH": f"{venv/'bin'}:{os.environ['PATH']}"})
+    result = subprocess.run([venv/"bin"/"tauda", "demo", "--iterations", "5", "--out", "out"], capture_output=True,
+                            text=True, cwd=tmp_path, env={**os.environ, "PATH": f"{venv/'bin'}:{os.environ['PATH']}"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "TARGET (camera, val)" in result.stdout and (tmp_path/"out/results.json").is_file()

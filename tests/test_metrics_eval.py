@@ -8,7 +8,8 @@ from PIL import Image
 
 from tauda.data import DataError, write_fixture
 from tauda.labels import CITYSCAPES19, SYNTHIA13, SYNTHIA16
-from tauda.metrics import ConfusionMatrix, evaluate_label_pngs, format_table, match_predictions, miou_report, save_prediction
+from tauda.metrics import (ConfusionMatrix, evaluate_label_pngs, format_table, match_predictions, miou_report,
+                           save_prediction)
 
 cs_eval = pytest.importorskip("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling")
 
@@ -56,7 +57,8 @@ def test_predictions_of_train_ids_round_trip_through_label_pngs(tree, tmp_path):
     preds, cm = [], ConfusionMatrix(19)
     for gt in gts:
         target = torch.from_numpy(CITYSCAPES19.encode(np.array(Image.open(gt))))
-        pred = torch.where(torch.from_numpy(rng.random(target.shape) < 0.5), target.clamp(max=18), torch.randint(0, 19, target.shape))
+        right = torch.from_numpy(rng.random(target.shape) < 0.5)
+        pred = torch.where(right, target.clamp(max=18), torch.randint(0, 19, target.shape))
         cm.update(pred, target)
         preds.append(tmp_path/gt.name.replace("gtFine_labelIds", "pred"))
         save_prediction(preds[-1], pred)
@@ -70,14 +72,15 @@ def test_no_class_predictions_are_false_negatives_only():
     target = torch.tensor([0, 0, 1, 1])
     cm = ConfusionMatrix(2).update(torch.tensor([0, 255, 1, 0]), target)
     assert cm.missed.tolist() == [1, 0]
-    np.testing.assert_allclose(cm.iou(), [1/3, 1/2])  # class 0: tp 1, fn 1 (the missed pixel), fp 1; class 1: tp 1, fn 1
+    np.testing.assert_allclose(cm.iou(), [1/3, 1/2])  # class 0: tp 1, fn 1 (the missed pixel), fp 1; 1: tp 1, fn 1
     assert cm.pixel_accuracy() == 0.5
 
 
 def test_synthia_reports_miou16_and_miou13():
     rng = np.random.default_rng(0)
     target = torch.from_numpy(rng.integers(0, 16, (2, 32, 32)))
-    pred = torch.where(torch.from_numpy(rng.random((2, 32, 32)) < 0.5), target, torch.from_numpy(rng.integers(0, 16, (2, 32, 32))))
+    right = torch.from_numpy(rng.random((2, 32, 32)) < 0.5)
+    pred = torch.where(right, target, torch.from_numpy(rng.integers(0, 16, (2, 32, 32))))
     cm = ConfusionMatrix(16).update(pred, target)
     report = miou_report(cm, SYNTHIA16)
     assert report["miou"] == round(100*np.mean(cm.iou()), 2)

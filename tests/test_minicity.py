@@ -1,20 +1,14 @@
-"""minicity's calibration facts that are cheap to check: determinism, the class set, the long tail, the shift, the real loaders."""
+"""minicity's calibration facts that are cheap to check: determinism, the class set, the long tail, the shift, the real
+loaders (on the suite's shared minicity, conftest.py)."""
 import json
 
 import numpy as np
-import pytest
 
-from tauda.data import GTA5, Cityscapes, check_data
+from tauda.checkdata import check_data
+from tauda.data import GTA5, Cityscapes
 from tauda.labels import MINICITY10
 from tauda.minicity import (CAMERA, SIMULATOR, SOURCE_LAYOUT, TARGET_LAYOUT, MinicitySpec, camera_look, ensure_minicity,
                             sample_layout, scene, write_minicity)
-
-SMALL = MinicitySpec(n_source=6, n_source_val=2, n_target_train=6, n_target_val=3, n_target_tune=2)
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    return ensure_minicity(tmp_path_factory.mktemp("mc")/"minicity", SMALL, progress=False)
 
 
 def test_scenes_are_pure_functions_of_their_key():
@@ -49,7 +43,8 @@ def test_class_set_and_long_tail():
 
 
 def test_domains_share_layouts_but_not_appearance():
-    assert TARGET_LAYOUT != SOURCE_LAYOUT and TARGET_LAYOUT.horizon[0] > SOURCE_LAYOUT.horizon[0]  # moderate layout shift
+    assert TARGET_LAYOUT != SOURCE_LAYOUT
+    assert TARGET_LAYOUT.horizon[0] > SOURCE_LAYOUT.horizon[0]  # a moderate layout shift
     lay = sample_layout(np.random.default_rng(0))
     from tauda.minicity import render
     sim, cam = render(lay, SIMULATOR, np.random.default_rng(1)), render(lay, CAMERA, np.random.default_rng(1))
@@ -60,14 +55,16 @@ def test_domains_share_layouts_but_not_appearance():
     assert sum(d > 0 for d in moved.values()) <= 6 and max(moved.values()) < 0.3, moved
 
 
-def test_layouts_read_by_the_real_loaders(small):
+def test_layouts_read_by_the_real_loaders(minicity):
+    small, spec = minicity.root, minicity.spec
     manifest = json.loads((small/"manifest.json").read_text())
-    assert manifest["fingerprint"] == SMALL.fingerprint()
+    assert manifest["fingerprint"] == spec.fingerprint()
     src = GTA5(small/"gta5", protocol=MINICITY10, size=None, split_file=small/"gta5"/"train.txt")
-    assert len(src) == SMALL.n_source
+    assert len(src) == spec.n_source
     image, label = src[1]
-    assert tuple(image.shape) == (3, 64, 128) and np.array_equal(label.numpy(), MINICITY10.encode(scene(0, "source", "train", 1)[1]))
-    for split, n in (("train", SMALL.n_target_train), ("val", SMALL.n_target_val), ("tune", SMALL.n_target_tune)):
+    assert tuple(image.shape) == (3, 64, 128)
+    assert np.array_equal(label.numpy(), MINICITY10.encode(scene(0, "source", "train", 1)[1]))
+    for split, n in (("train", spec.n_target_train), ("val", spec.n_target_val), ("tune", spec.n_target_tune)):
         tgt = Cityscapes(small/"cityscapes", split, protocol=MINICITY10, size=None)
         assert len(tgt) == n
     assert np.array_equal(tgt[0][1].numpy(), MINICITY10.encode(scene(0, "target", "tune", 0)[1]))
@@ -75,7 +72,7 @@ def test_layouts_read_by_the_real_loaders(small):
     assert report.ok, report.format()
 
 
-def test_ensure_reuses_and_severity_changes_the_recipe(small):
-    assert ensure_minicity(small, SMALL) == small
+def test_ensure_reuses_and_severity_changes_the_recipe(minicity):
+    assert ensure_minicity(minicity.root, minicity.spec) == minicity.root
     assert MinicitySpec(severity=0.5).fingerprint() != MinicitySpec().fingerprint()
     assert np.array_equal(scene(0, "target", "val", 0, severity=0.5)[1], scene(0, "target", "val", 0)[1])  # same layout

@@ -156,7 +156,8 @@ def test_aspp_bug_uses_only_dilations_6_and_12():
     h = torch.randn(1, 32, 30, 30)
     with torch.no_grad():
         c = full.conv2d_list
-        assert torch.allclose(bug(h), c[0](h) + c[1](h)) and torch.allclose(full(h), c[0](h) + c[1](h) + c[2](h) + c[3](h))
+        assert torch.allclose(bug(h), c[0](h) + c[1](h))
+        assert torch.allclose(full(h), c[0](h) + c[1](h) + c[2](h) + c[3](h))
         assert not torch.allclose(bug(h), full(h))
     assert [p.requires_grad for p in bug.parameters()] == [True]*4 + [False]*4
 
@@ -187,7 +188,8 @@ def test_dacs_two_branch_checkpoint(tmp_path, x):
 # ---------------------------------------------------------------- weight formats: round trips
 
 def test_caffe_imagenet_and_advent_formats(dl, x, tmp_path):
-    state = {f"Scale.{k}": v for k, v in dl.state_dict().items() if not k.startswith(("layer5", "layer6")) and "num_batches" not in k}
+    state = {f"Scale.{k}": v for k, v in dl.state_dict().items()
+             if not k.startswith(("layer5", "layer6")) and "num_batches" not in k}
     state["Scale.layer5.conv2d_list.0.weight"] = torch.zeros(21, 2048, 3, 3)      # the file's classifier: skipped
     state["Scale.layer5.conv2d_list.0.bias"] = torch.zeros(21)
     torch.save(state, tmp_path/"DeepLab_resnet_pretrained_imagenet.pth")
@@ -229,7 +231,7 @@ def test_torchvision_resnet101_format(tmp_path, monkeypatch):
 
 
 def test_tauda_checkpoint_as_weights_and_init(bise, tmp_path):
-    from tauda.train import load_model_weights
+    from tauda.checkpoint import load_model_weights
     torch.save({"model": bise.state_dict(), "iteration": 7, "config": {}}, tmp_path/"last.pt")
     y = torch.rand(1, 3, 64, 96)
     assert same(outputs(BiSeNet(19, weights=tmp_path/"last.pt"), y), outputs(bise, y))
@@ -254,8 +256,9 @@ def test_deeplab_mismatch_errors(dl, bise, tmp_path):
         load_deeplab_weights(dl, missing, "full", "cut.pth")
     with pytest.raises(WeightsError, match="unexpected keys") as e:
         load_deeplab_weights(dl, {**state, "extra.weight": torch.zeros(1)}, "full", "extra.pth")
+    heads = {k: v for k, v in state.items() if k.startswith("layer5")}
     with pytest.raises(WeightsError, match="missing keys.*unexpected keys"):   # another architecture entirely
-        load_deeplab_weights(dl, {**bise.state_dict(), **{k: v for k, v in state.items() if k.startswith("layer5")}}, "full", "bisenet.pth")
+        load_deeplab_weights(dl, {**bise.state_dict(), **heads}, "full", "bisenet.pth")
     with pytest.raises(WeightsError, match="shape mismatches"):                # a ResNet-18 is not a ResNet-101
         load_deeplab_weights(dl, torchvision.models.resnet18().state_dict(), "torchvision", "resnet18.pth")
     after = dl.state_dict()
@@ -320,7 +323,8 @@ def test_build_model_takes_config_fields():
     assert {"tiny", "deeplabv2", "bisenet"} <= set(tm.MODELS)
     with torch.device("meta"):
         m = build_model("deeplabv2", 16, **fields)
-    assert isinstance(m, DeepLabV2) and not m.multi_level and m.layer6.aspp_bug and m.layer6.conv2d_list[0].out_channels == 16
+    assert isinstance(m, DeepLabV2) and not m.multi_level and m.layer6.aspp_bug
+    assert m.layer6.conv2d_list[0].out_channels == 16
     assert isinstance(build_model("bisenet", 13, **fields), BiSeNet)
 
 
@@ -339,4 +343,5 @@ def test_param_groups_unique(dl, bise):
             assert g["lr"] == pytest.approx(1e-2 if head else 1e-3)
             assert all(names[id(p)].startswith(model.head_prefixes) == head for p in g["params"])
             if g["weight_decay"] > 0: assert all(p.ndim > 1 for p in g["params"])
-    assert not {id(m.weight) for m in dl.modules() if isinstance(m, nn.BatchNorm2d)} & {id(p) for g in param_groups(dl, 1.0) for p in g["params"]}
+    grouped = {id(p) for g in param_groups(dl, 1.0) for p in g["params"]}
+    assert not {id(m.weight) for m in dl.modules() if isinstance(m, nn.BatchNorm2d)} & grouped

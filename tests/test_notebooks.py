@@ -1,9 +1,11 @@
-"""Runs every chapter (nbs/*.ipynb, nbs/assignments/*.ipynb) in a real Jupyter kernel (nbclient + ipykernel), one test case each.
+"""Runs every chapter (nbs/*.ipynb, the API appendix nbs/api/*.ipynb, nbs/assignments/*.ipynb) in a real Jupyter kernel
+(nbclient + ipykernel), one test case each.
 
-The cells that run are exactly those `nbdev-test` would run: nbdev's own selection (`nbdev.test.nb_test_cells`) leaves out
-cells flagged with the project's `tst_flags` (`#| notest`, `#| slow`), cells with `#| eval: false`, and whole notebooks
-with `skip_exec` in their front matter. Each notebook gets a fresh kernel working in the notebook's folder, with
-`IN_TEST=1` (as nbdev-test sets it), an isolated IPython profile directory and a kernel spec pinned to this interpreter.
+The cells that run are exactly those `nbdev-test` would run: nbdev's own selection (`nbdev.test.nb_test_cells`) leaves
+out cells flagged with the project's `tst_flags` (`#| notest`, `#| slow`), cells with `#| eval: false`, and whole
+notebooks with `skip_exec` in their front matter. Each notebook gets a fresh kernel working in the notebook's own folder
+(as nbdev-test runs it: a chapter of nbs/api/ reaches the repository as `../../`), with `IN_TEST=1` (as nbdev-test sets
+it), an isolated IPython profile directory and a kernel spec pinned to this interpreter.
 To keep CI time down, the next kernel starts while the current notebook runs and imports torch, matplotlib and tauda
 (silently, binding no name: a notebook that forgets an import still fails).
 """
@@ -32,8 +34,9 @@ def skip_flags() -> list:
 def runnable_notebook(path, flags) -> nbformat.NotebookNode:
     "A copy of the notebook at `path` holding only the code cells nbdev-test would run."
     cells = nb_test_cells(path, skip_flags=flags)
+    spec = {"name": KERNEL, "display_name": KERNEL, "language": "python"}
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c.source) for c in cells],
-                                    metadata={"kernelspec": {"name": KERNEL, "display_name": KERNEL, "language": "python"}})
+                                    metadata={"kernelspec": spec})
 
 
 WARM = "__import__('torch'); __import__('matplotlib.pyplot'); __import__('tauda.train')"   # binds no name
@@ -49,7 +52,7 @@ class KernelPool:
         (root/"kernels"/KERNEL/"kernel.json").write_text(json.dumps(spec))
         (root/"ipython").mkdir()
         self.specs = KernelSpecManager(kernel_dirs=[str(root/"kernels")])
-        self.env = {**os.environ, "IN_TEST": "1", "IPYTHONDIR": str(root/"ipython"),   # nbdev-test sets IN_TEST; no user profile
+        self.env = {**os.environ, "IN_TEST": "1", "IPYTHONDIR": str(root/"ipython"),  # as nbdev-test; no user profile
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         self.next = None
 
@@ -100,7 +103,7 @@ def run_in_kernel(path, kernels: KernelPool, flags, timeout=None, warm_next=True
 
 def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 8
-    assert any(p.parent.name == "assignments" for p in NOTEBOOKS)
+    assert {"assignments", "api"} <= {p.parent.name for p in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT/"nbs")))

@@ -1,4 +1,5 @@
-"""Offline pseudo-labels: the written tree reads back as the model's argmax; resuming, interruption, refusals, the command."""
+"""Offline pseudo-labels: the written tree reads back as the model's argmax; resuming, interruption, refusals, the
+command. The model is the shared source run (conftest.py), its checkpoints copied into each test's own folder."""
 import json
 import os
 import shutil
@@ -9,45 +10,46 @@ import torch
 from PIL import Image
 
 import tauda.pseudo as pseudo
-from tauda.config import apply_overrides, get_preset
+from tauda.checkpoint import CheckpointError, load_for_inference
+from tauda.cli import run
 from tauda.data import Cityscapes, build_dataset
 from tauda.labels import get_protocol
-from tauda.minicity import MinicitySpec, ensure_minicity
-from tauda.pseudo import MANIFEST, export_pseudo_labels, load_for_inference, output_paths, pseudo_label_main, read_confidence
-from tauda.train import CheckpointError, Trainer, upsample
-
-N_TARGET = 6
+from tauda.models import upsample
+from tauda.pseudo import MANIFEST, export_pseudo_labels, output_paths, read_confidence
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    "A 2-iteration source run on a tiny minicity (checkpoints of iterations 1 and 2)."
-    tmp = tmp_path_factory.mktemp("pseudo")
-    small = ensure_minicity(tmp/"minicity", MinicitySpec(n_source=8, n_source_val=1, n_target_train=N_TARGET, n_target_val=1,
-                                                         n_target_tune=1), progress=False)
-    cfg = apply_overrides(get_preset("mini-source"), [f"data_root={small}", "schedule.iterations=2", "schedule.checkpoint_every=1",
-                                                      "data.batch_size=2", "schedule.eval_batch_size=4"])
-    Trainer(cfg, tmp/"run", progress=False).fit()
-    return tmp/"run", small, cfg
+@pytest.fixture
+def copied_run(minicity, source_run, tmp_path):
+    """A run directory holding the shared source run's checkpoints of iteration 1 and the last (an export without `out`
+    writes beside them), the source run, and the number of target training images (what is pseudo-labelled)."""
+    folder = tmp_path/"run"
+    (folder/"checkpoints").mkdir(parents=True)
+    for name in ("last.pt", "iter_000001.pt"): shutil.copy(source_run.checkpoint.parent/name, folder/"checkpoints"/name)
+    return folder, source_run, minicity.spec.n_target_train
 
 
 def outputs(out):
     "Every file (and link) in the tree but the manifest, by path relative to `out`, with its mtime."
-    return {p.relative_to(out): p.lstat().st_mtime_ns for p in out.rglob("*") if (p.is_file() or p.is_symlink()) and p.name != MANIFEST}
+    return {p.relative_to(out): p.lstat().st_mtime_ns for p in out.rglob("*")
+            if (p.is_file() or p.is_symlink()) and p.name != MANIFEST}
 
 
-def test_tree_reads_back_as_the_models_argmax(run):
-    rundir, small, cfg = run
+def test_tree_reads_back_as_the_models_argmax(copied_run):
+    rundir, source, n_target = copied_run
+    cfg = source.config
     manifest = export_pseudo_labels(rundir/"checkpoints/last.pt", progress=False)
     out = rundir/"pseudo_labels"  # the default: beside the checkpoint's run directory
     assert (out/MANIFEST).is_file() and json.loads((out/MANIFEST).read_text()) == manifest
-    assert manifest["complete"] and (manifest["images"], manifest["computed"], manifest["skipped"]) == (N_TARGET, N_TARGET, 0)
-    assert manifest["iteration"] == 2 and manifest["split"] == "train" and abs(sum(manifest["class_share"].values()) - 1) < 1e-4
+    assert manifest["complete"] and (manifest["images"], manifest["computed"], manifest["skipped"]) == \
+        (n_target, n_target, 0)
+    assert manifest["iteration"] == source.iterations and manifest["split"] == "train"
+    assert abs(sum(manifest["class_share"].values()) - 1) < 1e-4
     protocol = get_protocol(cfg.data.protocol)
     model, _, _ = load_for_inference(rundir/"checkpoints/last.pt")
-    target = build_dataset("cityscapes", small/"cityscapes", "train", protocol, cfg.data.target_size, labels=False, resize_labels=False)
+    target = build_dataset("cityscapes", source.data/"cityscapes", "train", protocol, cfg.data.target_size,
+                           labels=False, resize_labels=False)
     tree = Cityscapes(out, "train", protocol=protocol, size=None)
-    assert len(tree) == N_TARGET
+    assert len(tree) == n_target
     pixels = np.zeros(protocol.num_classes)
     with torch.no_grad():
         for (image, placeholder), (tree_image, label), path in zip(target, tree, tree.images):
@@ -63,12 +65,12 @@ def test_tree_reads_back_as_the_models_argmax(run):
     assert np.allclose([manifest["class_share"][n] for n in protocol.names], share, atol=1e-6)
 
 
-def test_resume_rewrites_exactly_the_missing_files(run, tmp_path):
-    rundir, _, _ = run
+def test_resume_rewrites_exactly_the_missing_files(copied_run, tmp_path):
+    rundir, _, n_target = copied_run
     out = tmp_path/"out"
     first = export_pseudo_labels(rundir/"checkpoints/last.pt", out, progress=False)
     before = outputs(out)
-    assert len(before) == 4*N_TARGET
+    assert len(before) == 4*n_target
     deleted = [out/"gtFine/train/minicity/minicity_000001_000019_gtFine_labelIds.png",
                out/"gtFine/train/minicity/minicity_000004_000019_gtFine_confidence.png"]
     for p in deleted: p.unlink()
@@ -77,12 +79,12 @@ def test_resume_rewrites_exactly_the_missing_files(run, tmp_path):
     assert set(after) == set(before)
     changed = {p for p in after if after[p] != before[p]}
     assert changed == {p.relative_to(out) for p in deleted}
-    assert (again["images"], again["computed"], again["skipped"]) == (N_TARGET, 2, N_TARGET - 2)
+    assert (again["images"], again["computed"], again["skipped"]) == (n_target, 2, n_target - 2)
     assert again["class_share"] == first["class_share"] and again["complete"]
 
 
-def test_interrupted_export_leaves_no_partial_file_and_resumes(run, tmp_path, monkeypatch):
-    rundir, _, _ = run
+def test_interrupted_export_leaves_no_partial_file_and_resumes(copied_run, tmp_path, monkeypatch):
+    rundir, _, n_target = copied_run
     out, k, calls = tmp_path/"out", 3, []
     save_png = pseudo.save_png
 
@@ -106,30 +108,32 @@ def test_interrupted_export_leaves_no_partial_file_and_resumes(run, tmp_path, mo
     monkeypatch.setattr(pseudo, "save_png", save_png)
     (out/"gtFine/train/minicity/.stale.png.tmp1").write_bytes(b"left by a killed export")
     done = export_pseudo_labels(rundir/"checkpoints/last.pt", out, progress=False)
-    assert done["complete"] and (done["computed"], done["skipped"]) == (N_TARGET - k, k)
-    assert len(outputs(out)) == 4*N_TARGET and not [p for p in out.rglob("*") if ".tmp" in p.name]
+    assert done["complete"] and (done["computed"], done["skipped"]) == (n_target - k, k)
+    assert len(outputs(out)) == 4*n_target and not [p for p in out.rglob("*") if ".tmp" in p.name]
 
 
-def test_another_checkpoint_is_refused_unless_overwrite(run, tmp_path):
-    rundir, _, _ = run
+def test_another_checkpoint_is_refused_unless_overwrite(copied_run, tmp_path):
+    rundir, source, n_target = copied_run
     out = tmp_path/"out"
     export_pseudo_labels(rundir/"checkpoints/last.pt", out, progress=False, colour=False)
-    with pytest.raises(CheckpointError, match="iteration 2.*iteration 1.*--overwrite"):
+    with pytest.raises(CheckpointError, match=f"iteration {source.iterations}.*iteration 1.*--overwrite"):
         export_pseudo_labels(rundir/"checkpoints/iter_000001.pt", out, progress=False, colour=False)
-    copy = shutil.copy(rundir/"checkpoints/last.pt", tmp_path/"copy.pt")  # the same content elsewhere is the same checkpoint
+    copy = shutil.copy(rundir/"checkpoints/last.pt", tmp_path/"copy.pt")  # the same content elsewhere is the same one
     assert export_pseudo_labels(copy, out, progress=False, colour=False)["computed"] == 0
-    redone = export_pseudo_labels(rundir/"checkpoints/iter_000001.pt", out, progress=False, colour=False, overwrite=True)
-    assert redone["iteration"] == 1 and redone["computed"] == N_TARGET
+    redone = export_pseudo_labels(rundir/"checkpoints/iter_000001.pt", out, progress=False, colour=False,
+                                  overwrite=True)
+    assert redone["iteration"] == 1 and redone["computed"] == n_target
 
 
-def test_command_errors_in_one_line(run, tmp_path, capsys):
-    rundir, _, _ = run
+def test_command_errors_in_one_line(copied_run, tmp_path, capsys):
+    rundir, _, n_target = copied_run
     missing = tmp_path/"nothing.pt"
-    assert pseudo_label_main([str(missing)]) == 2
+    assert run(["pseudo-label", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tauda pseudo-label: error: ") and str(missing) in err and len(err.strip().splitlines()) == 1
-    assert pseudo_label_main([str(rundir/"checkpoints/last.pt"), "--data-root", str(tmp_path/"no-data")]) == 2
+    assert run(["pseudo-label", str(rundir/"checkpoints/last.pt"), "--data-root", str(tmp_path/"no-data")]) == 2
     err = capsys.readouterr().err
     assert "no-data" in err and len(err.strip().splitlines()) == 1
-    assert pseudo_label_main([str(rundir/"checkpoints/last.pt"), "--out", str(tmp_path/"ok"), "--no-colour", "--batch-size", "2"]) == 0
-    assert "6 train images" in capsys.readouterr().out and not list((tmp_path/"ok").rglob("*_color.png"))
+    last = str(rundir/"checkpoints/last.pt")
+    assert run(["pseudo-label", last, "--out", str(tmp_path/"ok"), "--no-colour", "--batch-size", "2"]) == 0
+    assert f"{n_target} train images" in capsys.readouterr().out and not list((tmp_path/"ok").rglob("*_color.png"))
