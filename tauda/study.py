@@ -29,6 +29,7 @@ from .loading import target_dataset
 from .metrics import evaluate, miou_report
 from .models import upsample
 from .registry import command
+import tauda.controls  # noqa: F401 -- registers the controls
 from .train import Trainer
 
 # %% ../nbs/11_study.ipynb #c005
@@ -132,7 +133,7 @@ def hardware() -> dict:
     "What the run ran on."
     return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 def record_path(results, name: str, seed: int) -> Path:
     return Path(results)/f"{name}-s{seed}.json"
