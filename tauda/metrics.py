@@ -92,7 +92,8 @@ def _headings(names, headings, widths, indent: int) -> list:
     "Lines above the column names: one heading over each group of columns, or one line per column if none is shared."
     groups = _runs(headings)
     if not any(headings): return []
-    if all(b - a == 1 for a, b in groups): return [f"  {n}: {h}" for n, h in zip(names, headings) if h]
+    if all(b - a == 1 for a, b in groups):  # "  run A: target domain (…), split val", or without a name that repeats it
+        return [f"  {'' if h.startswith(f'{n} domain') else n + ': '}{h}" for n, h in zip(names, headings) if h]
     for a, b in groups:  # a group of columns is at least as wide as its heading: widen its columns evenly
         short = max(0, len(headings[a]) + 2 - sum(widths[a:b]))
         for k in range(a, b): widths[k] += -(-short//(b - a))

@@ -107,8 +107,8 @@ def test_tables_say_where_they_were_measured_and_name_every_class_in_full():
     labels = [line[:16].strip() for line in table[4:]]
     assert all(name in labels for name in CITYSCAPES19.names)  # "traffic light", "vegetation": never cut
     one = format_table({"target": target, "source": source}, CITYSCAPES19, title="run a").splitlines()
-    assert "of run a" in one[0] and one[1] == "  target: target domain (cityscapes), split val"
-    assert one[2] == "  source: source domain (gta5), split val"
+    assert "of run a" in one[0] and one[1] == "  target domain (cityscapes), split val"
+    assert one[2] == "  source domain (gta5), split val"
     plain = format_table({"m": report}, CITYSCAPES19).splitlines()
     assert plain[1].split() == ["class", "m"]  # a report that does not say where: no heading
 
