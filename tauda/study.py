@@ -28,7 +28,6 @@ from .entropy import entropy_map
 from .loading import target_dataset
 from .metrics import evaluate, miou_report
 from .models import upsample
-from .registry import command
 from .train import Trainer
 
 # %% ../nbs/11_study.ipynb #c005
@@ -270,22 +269,6 @@ def format_summary(summary: dict, order=None, split: str = "val") -> str:
     return "\n".join(lines)
 
 # %% ../nbs/11_study.ipynb #c019
-def _study_arguments(p):
-    p.add_argument("--runs", default="main",
-                   help="main | tune | ablations | all | comma-separated entry names (see --list); default: main")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                   help="seeds of the main table (default: 0 1 2); tuning and ablations use the first")
-    p.add_argument("--out", default="runs/study", help="run directories (default: runs/study)")
-    p.add_argument("--results", default="results/study", help="where the JSON records go (default: results/study)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field of every entry (repeatable)")
-    p.add_argument("--data-root", default="", help="a minicity copy (default: written once to the cache)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (default: torch's choice); results can differ in the last digits "
-                        "between thread counts")
-    p.add_argument("--list", action="store_true", help="list the entries and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
 def study_plan(spec: str, seeds) -> list:
     "`[(entry name, seed), …]` for `--runs spec`."
     groups = {"main": [(r.name, s) for s in seeds for r in MAIN], "tune": [(r.name, seeds[0]) for r in TUNING],
@@ -297,10 +280,6 @@ def study_plan(spec: str, seeds) -> list:
     if unknown or not names: raise ConfigError(f"unknown study entries {unknown or spec!r}; see `tauda study --list`")
     return [(n, s) for s in seeds for n in names]
 
-@command("study", help="the mini-benchmark study: every method over seeds, tuning and ablations",
-         arguments=_study_arguments,
-         description="The mini-benchmark study: the main table over seeds, tuning runs and one-seed ablations on "
-                     "minicity. Finished entries are skipped; interrupted ones resume.")
 def study_command(args) -> int:
     "`tauda study …`: run (or find) every entry of `--runs`, one line each, then the summary table."
     if args.list:
