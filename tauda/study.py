@@ -255,17 +255,18 @@ def summarise(records, split: str = "val") -> dict:
     return out
 
 def format_summary(summary: dict, order=None, split: str = "val") -> str:
-    "A text table: mean ± std of the mIoU over seeds and the mean per-class IoU, one row per entry."
+    "A text table: mean ± std of the mIoU over seeds and the mean per-class IoU (full class names), a row per entry."
     names = [n for n in (order or summary) if n in summary]
     if not names: return "(no results)"
     classes = list(summary[names[0]]["per_class_mean"])
-    width = max(map(len, names)) + 1
-    head = f"{'entry':<{width}}{'seeds':>6}{'mIoU ' + split:>15}" + "".join(f"{c[:6]:>7}" for c in classes)
-    lines = [head, "-"*len(head)]
+    width, widths = max(map(len, names)) + 1, [max(len(c), 4) + 2 for c in classes]
+    head = f"{'entry':<{width}}{'seeds':>6}{'mIoU':>15}" + "".join(f"{c:>{w}}" for c, w in zip(classes, widths))
+    lines = [f"target domain (minicity-camera), split {split}: IoU (%), the mean over seeds (mIoU: ± its std)",
+             head, "-"*len(head)]
     for n in names:
         s = summary[n]
         lines.append(f"{n:<{width}}{len(s['seeds']):>6}{s['miou_mean']:>9.1f} ± {s['miou_std']:<4.1f}" +
-                     "".join(f"{v:>7.1f}" for v in s["per_class_mean"].values()))
+                     "".join(f"{v:>{w}.1f}" for v, w in zip(s["per_class_mean"].values(), widths)))
     return "\n".join(lines)
 
 # %% ../nbs/11_study.ipynb #c019
