@@ -70,6 +70,7 @@ class Method:
         w = class_weights(kind, self.protocol, freq)
         return None if w is None else w.to(self.device)
 
+    def used_fields(self) -> tuple: return ("class_weights",)  # the `method.*` fields it reads, besides `name`
     def losses(self, model, source, target=None, iteration: int = 0) -> dict: raise NotImplementedError
     def check_init(self, ckpt: dict, path): "Refuse an `init` checkpoint this method cannot start from."
     def on_start(self, model): "Called once the model holds its starting weights (initialised or resumed)."
@@ -122,6 +123,10 @@ class TargetAdaptation(Method):
         self.rule = THRESHOLD_RULES.build(m.threshold, protocol.num_classes, tau0=m.tau0, b=m.b, beta=m.beta,
                                           d=m.d) if uses_strong else None
         self.stats = {"target_skipped": 0}
+
+    def used_fields(self) -> tuple:
+        rule = ("focal", "gamma", "threshold", "tau0", "b", "beta", "d", "mask_invalid") if self.rule else ()
+        return super().used_fields() + ("target_loss", self.weight_field, "target_head_weights") + rule
 
     def seeds(self, stream: RandomStream, iteration: int, batch: int) -> list:
         "One seed per sample of this rank's batch, for the random `stream` at `iteration`."
@@ -207,6 +212,11 @@ class StageTwo(StageOne):
         self.mixer = MIXERS.build(m.mixer, source_dataset, index, long_tail_p=m.long_tail_p,
                                   long_tail_classes=m.long_tail_classes, pseudo_conf=m.pseudo_conf, views=cfg.views)
         self.teacher = None
+
+    def used_fields(self) -> tuple:
+        mixing = () if isinstance(self.mixer, NoMixing) else ("lambda_mix", "long_tail_p", "long_tail_classes",
+                                                              "pseudo_conf")
+        return super().used_fields() + ("resume_thresholds", "mixer") + mixing
 
     def check_init(self, ckpt: dict, path):
         method = ckpt.get("config", {}).get("method", {}).get("name")

@@ -325,6 +325,7 @@ def ensure_minicity(root=None, spec: MinicitySpec = MinicitySpec(), progress: bo
     if _is_current(root, spec): return root
     tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")
     if tmp.exists(): shutil.rmtree(tmp)
+    if progress: print(f"writing minicity to {root} (once: later runs reuse it)", flush=True)
     write_minicity(tmp, spec, progress)
     if root.exists() and not _is_current(root, spec): shutil.rmtree(root)
     try: tmp.rename(root)

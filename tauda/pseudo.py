@@ -26,7 +26,6 @@ from .data import DataError, read_label_ids
 from .labels import Protocol, get_protocol
 from .loading import Tracked, dataset_root, target_dataset, worker_failures
 from .models import upsample
-from .registry import command
 from .runtime import output_dir
 
 # %% ../nbs/api/06_pseudo.ipynb #c006
@@ -184,29 +183,6 @@ def export_pseudo_labels(checkpoint, out=None, data_root=None, split=None, batch
     return manifest
 
 # %% ../nbs/api/06_pseudo.ipynb #c020
-def _pseudo_label_arguments(p):
-    p.add_argument("checkpoint", help="a tauda checkpoint (RUN/checkpoints/last.pt)")
-    p.add_argument("--out", help="output folder (default: RUN/pseudo_labels)")
-    p.add_argument("--data-root", help="folder holding one sub-folder per dataset (default: the run's own)")
-    p.add_argument("--split", help="target split (default: the run's data.target_split)")
-    p.add_argument("--batch-size", type=int,
-                   help="images per forward pass (default: the run's schedule.eval_batch_size)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--num-workers", type=int,
-                   help="data-loading worker processes (default: the run's data.num_workers)")
-    p.add_argument("--worker-timeout", type=float,
-                   help="seconds without a batch from the workers before the export stops, "
-                        "0 for no limit (default: the run's data.worker_timeout)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--overwrite", action="store_true",
-                   help="rewrite every output, even if another checkpoint made the existing ones")
-    p.add_argument("--no-colour", dest="colour", action="store_false", help="do not write the colour renderings")
-
-@command("pseudo-label", help="write pseudo-labels and confidence maps for the target training split",
-         arguments=_pseudo_label_arguments,
-         description="Write a checkpoint's pseudo-labels (labelIds), confidence maps and colour renderings for "
-                     "the target training split, as a Cityscapes-layout tree; an interrupted export resumes where "
-                     "it stopped.")
 def pseudo_label_command(args) -> int:
     "`tauda pseudo-label CHECKPOINT …`: write the tree, print what was done."
     m = export_pseudo_labels(args.checkpoint, args.out, args.data_root, args.split, args.batch_size,

@@ -28,7 +28,6 @@ from .entropy import entropy_map
 from .loading import target_dataset
 from .metrics import evaluate, miou_report
 from .models import upsample
-from .registry import command
 import tauda.controls  # noqa: F401 -- registers the controls
 from .train import Trainer
 
@@ -257,36 +256,21 @@ def summarise(records, split: str = "val") -> dict:
     return out
 
 def format_summary(summary: dict, order=None, split: str = "val") -> str:
-    "A text table: mean ± std of the mIoU over seeds and the mean per-class IoU, one row per entry."
+    "A text table: mean ± std of the mIoU over seeds and the mean per-class IoU (full class names), a row per entry."
     names = [n for n in (order or summary) if n in summary]
     if not names: return "(no results)"
     classes = list(summary[names[0]]["per_class_mean"])
-    width = max(map(len, names)) + 1
-    head = f"{'entry':<{width}}{'seeds':>6}{'mIoU ' + split:>15}" + "".join(f"{c[:6]:>7}" for c in classes)
-    lines = [head, "-"*len(head)]
+    width, widths = max(map(len, names)) + 1, [max(len(c), 4) + 2 for c in classes]
+    head = f"{'entry':<{width}}{'seeds':>6}{'mIoU':>15}" + "".join(f"{c:>{w}}" for c, w in zip(classes, widths))
+    lines = [f"target domain (minicity-camera), split {split}: IoU (%), the mean over seeds (mIoU: ± its std)",
+             head, "-"*len(head)]
     for n in names:
         s = summary[n]
         lines.append(f"{n:<{width}}{len(s['seeds']):>6}{s['miou_mean']:>9.1f} ± {s['miou_std']:<4.1f}" +
-                     "".join(f"{v:>7.1f}" for v in s["per_class_mean"].values()))
+                     "".join(f"{v:>{w}.1f}" for v, w in zip(s["per_class_mean"].values(), widths)))
     return "\n".join(lines)
 
 # %% ../nbs/11_study.ipynb #c019
-def _study_arguments(p):
-    p.add_argument("--runs", default="main",
-                   help="main | tune | ablations | all | comma-separated entry names (see --list); default: main")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                   help="seeds of the main table (default: 0 1 2); tuning and ablations use the first")
-    p.add_argument("--out", default="runs/study", help="run directories (default: runs/study)")
-    p.add_argument("--results", default="results/study", help="where the JSON records go (default: results/study)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field of every entry (repeatable)")
-    p.add_argument("--data-root", default="", help="a minicity copy (default: written once to the cache)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (default: torch's choice); results can differ in the last digits "
-                        "between thread counts")
-    p.add_argument("--list", action="store_true", help="list the entries and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
 def study_plan(spec: str, seeds) -> list:
     "`[(entry name, seed), …]` for `--runs spec`."
     groups = {"main": [(r.name, s) for s in seeds for r in MAIN], "tune": [(r.name, seeds[0]) for r in TUNING],
@@ -298,10 +282,6 @@ def study_plan(spec: str, seeds) -> list:
     if unknown or not names: raise ConfigError(f"unknown study entries {unknown or spec!r}; see `tauda study --list`")
     return [(n, s) for s in seeds for n in names]
 
-@command("study", help="the mini-benchmark study: every method over seeds, tuning and ablations",
-         arguments=_study_arguments,
-         description="The mini-benchmark study: the main table over seeds, tuning runs and one-seed ablations on "
-                     "minicity. Finished entries are skipped; interrupted ones resume.")
 def study_command(args) -> int:
     "`tauda study …`: run (or find) every entry of `--runs`, one line each, then the summary table."
     if args.list:

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from .checkpoint import (CheckpointError, check_same_run, load_model_weights, read_checkpoint, remove_temporaries,
                               rng_state, save_checkpoint, seed_everything, set_rng_state, write_json)
-from .config import Config, ConfigError, check_config, import_user_modules, save_config, to_dict
+from .config import (Config, ConfigError, check_config, dataset_name, import_user_modules, save_config,
+                          to_dict)
 from .data import build_dataset
 from .labels import get_protocol
 from .loading import (RandomStream, dataset_root, source_eval_dataset, target_dataset, train_stream,
@@ -92,7 +93,7 @@ class Trainer:
         if self.rank == 0:
             output_dir(self.out, "run directory")
             remove_temporaries(self.out/"checkpoints")  # left by a run killed while saving
-            save_config(cfg, self.out/"config.yaml")
+            save_config(cfg, self.out/"config.yaml", self.method.used_fields())
 
     def initialise(self, path):
         "Start from the model weights of another run's checkpoint (same model and class protocol)."
@@ -262,11 +263,11 @@ def evaluation_report(model, cfg: Config, device, progress: bool = False, target
     "Per-class IoU of `model` on the target test split (`target`) and on held-out source images (`source`, if any)."
     protocol = get_protocol(cfg.data.protocol)
     if target_eval is None: target_eval = target_dataset(cfg, protocol=protocol)
-    splits = {"target": target_eval, "source": source_eval_dataset(cfg, protocol)}
+    splits = {"target": (target_eval, cfg.data.eval_split), "source": (source_eval_dataset(cfg, protocol), "val")}
     report = {"seed": cfg.seed, "method": cfg.method.name}
-    for name, dataset in splits.items():
+    for name, (dataset, split) in splits.items():
         if dataset is None: continue
         cm = evaluate(model, dataset, protocol.num_classes, device, cfg.schedule.eval_batch_size, progress,
                       desc=f"eval {name}")
-        report[name] = miou_report(cm, protocol)
+        report[name] = miou_report(cm, protocol) | dict(domain=name, dataset=dataset_name(cfg, name), split=split)
     return report
