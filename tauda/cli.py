@@ -19,6 +19,7 @@ import torch
 import tauda.checkdata  # noqa: F401 -- registers `check-data`
 import tauda.pseudo     # noqa: F401 -- registers `pseudo-label`
 import tauda.study      # noqa: F401 -- registers `study`
+import tauda.experiments  # noqa: F401 -- registers `leaderboard`
 from .checkpoint import CheckpointError, load_for_inference, write_json
 from .config import ConfigError, PRESETS, apply_overrides, get_preset
 from .data import DataError
