@@ -250,7 +250,10 @@ def check(assignment: str, submission=HERE, verbose: bool = True) -> dict:
         results["the module imports"] = "fail"
         if verbose: print(f"✗ {MODULES[assignment]}.py does not import: {type(e).__name__}: {e}")
         return results
-    if verbose: print(f"public checks of {MODULES[assignment]}.py in {Path(submission).resolve()}:")
+    if verbose:
+        folder = Path(submission).resolve()
+        shown = folder.relative_to(HERE.parent) if folder.is_relative_to(HERE.parent) else folder
+        print(f"public checks of {shown/MODULES[assignment]}.py:")
     for title, fn in CHECKS[assignment]:
         try:
             fn(module, added)

@@ -136,16 +136,16 @@ def _minicity_fingerprint(root) -> str:
 
 # %% ../nbs/api/07_experiments.ipynb #x007
 def _seed_runs(entry_dir, stage, seed, sets, imports, parents, shrink, data_root) -> dict:
-    "Train the entry for `seed` beside its baseline; both runs' requests and results, the entry's seconds."
+    "Train the entry for `seed` beside its baseline; both runs' requests and results, the entry's time (wall, CPU)."
     base, _ = parent_run(stage, seed, *shrink, root=parents, data_root=data_root)
     init = parent_run(stage - 1, seed, *shrink, root=parents, data_root=data_root)[1]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     report = experiment(f"s{seed}", STAGE_PRESETS[stage], f"seed={seed}", *shrink, f"init={init}", "data.eval_split=tune",
                         *sets, f"imports={','.join(imports)}", root=entry_dir, cached=False, data_root=data_root)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     name = ("source", "stage1", "stage2")[stage] + (f"-s{seed}" if seed else "")
     return {"seed": seed, "entry": report["target"]["miou"], "baseline": base["target"]["miou"],
-            "seconds": round(seconds, 1),
+            "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
             "entry_request": read_record(Path(entry_dir)/f"s{seed}"/"experiment.json"),
             "baseline_request": read_record(Path(parents)/name/"experiment.json")}
 
