@@ -15,7 +15,7 @@ from tauda.ufl import THRESHOLD_RULES, ThresholdRule
 
 @THRESHOLD_RULES.register("class_balanced")
 class ClassBalancedThreshold(ThresholdRule):
-    "Class-balanced thresholds: each class keeps its most confident `portion` of pixels (smoothed with momentum `beta`)."
+    "Class-balanced thresholds: each class keeps its most confident `portion` of pixels (momentum `beta`)."
     def __init__(self, num_classes: int, tau0: float = 0.8, beta: float = 0.9, portion: float = 0.5):
         super().__init__(num_classes, tau0)       # `self.thresholds`: [C] float64 on the CPU, and the state dict
         self.beta, self.portion = beta, portion

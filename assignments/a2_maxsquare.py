@@ -22,7 +22,7 @@ class MaxSquareTarget:
     def __init__(self, **options): pass
 
     def __call__(self, weak_logits, strong_logits=None, mask=None):
-        "L_MS of `weak_logits` `[B, C, H, W]` over the pixels of `mask` `[B, H, W]` (all if None); None if none is kept."
+        "L_MS of `weak_logits` `[B, C, H, W]` over the pixels of `mask` `[B, H, W]` (all if None); None: none kept."
         raise NotImplementedError("MaxSquareTarget: the loss L_MS of the notebook")
 
 
@@ -34,7 +34,7 @@ class ImageWiseMaxSquareTarget:
     def __init__(self, alpha: float = 0.2, **options): self.alpha = alpha
 
     def __call__(self, weak_logits, strong_logits=None, mask=None):
-        "L_IW of `weak_logits` `[B, C, H, W]` over the pixels of `mask` `[B, H, W]` (all if None); None if none is kept."
+        "L_IW of `weak_logits` `[B, C, H, W]` over the pixels of `mask` `[B, H, W]` (all if None); None: none kept."
         raise NotImplementedError("ImageWiseMaxSquareTarget: the loss L_IW of the notebook")
 
 

@@ -136,12 +136,13 @@ def _minicity_fingerprint(root) -> str:
 
 # %% ../nbs/api/07_experiments.ipynb #x007
 def _seed_runs(entry_dir, stage, seed, sets, imports, parents, shrink, data_root) -> dict:
-    "Train the entry for `seed` beside its baseline; both runs' requests and results, the entry's time (wall, CPU)."
+    "Train the entry for `seed` beside its baseline; both runs' requests and results, the entry's time."
     base, _ = parent_run(stage, seed, *shrink, root=parents, data_root=data_root)
     init = parent_run(stage - 1, seed, *shrink, root=parents, data_root=data_root)[1]
     start, cpu = time.perf_counter(), time.process_time()
-    report = experiment(f"s{seed}", STAGE_PRESETS[stage], f"seed={seed}", *shrink, f"init={init}", "data.eval_split=tune",
-                        *sets, f"imports={','.join(imports)}", root=entry_dir, cached=False, data_root=data_root)
+    report = experiment(f"s{seed}", STAGE_PRESETS[stage], f"seed={seed}", *shrink, f"init={init}",
+                        "data.eval_split=tune", *sets, f"imports={','.join(imports)}", root=entry_dir, cached=False,
+                        data_root=data_root)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     name = ("source", "stage1", "stage2")[stage] + (f"-s{seed}" if seed else "")
     return {"seed": seed, "entry": report["target"]["miou"], "baseline": base["target"]["miou"],
@@ -168,18 +169,18 @@ def leaderboard(entry: str, sets=(), imports=(), stage: int = 1, seeds=LEADERBOA
     status = ("over budget" if spent > budget else "incomplete" if len(rows) < len(seeds) else
               "trial" if trial else "ranked")
     config = rows[0]["entry_request"]["config"]
-    record = {"entry": entry, "stage": stage, "preset": STAGE_PRESETS[stage], "sets": sets, "modules": _modules(imports),
-              "split": LEADERBOARD["split"], "seeds": list(seeds), "iterations": config["schedule"]["iterations"],
-              "minicity": _minicity_fingerprint(config["data_root"]), "budget_s": budget, "seconds": round(spent, 1),
-              "status": status, "per_seed": rows, "threads": torch.get_num_threads(),
-              "cpu": torch.backends.cpu.get_cpu_capability(),
+    record = {"entry": entry, "stage": stage, "preset": STAGE_PRESETS[stage], "sets": sets,
+              "modules": _modules(imports), "split": LEADERBOARD["split"], "seeds": list(seeds),
+              "iterations": config["schedule"]["iterations"], "minicity": _minicity_fingerprint(config["data_root"]),
+              "budget_s": budget, "seconds": round(spent, 1), "status": status, "per_seed": rows,
+              "threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability(),
               "difference": paired_difference([r["entry"] for r in rows], [r["baseline"] for r in rows])}
     write_json(folder/"record.json", record)
     return record
 
 # %% ../nbs/api/07_experiments.ipynb #x008
-LEADERBOARD_HEADER = ("| entry | stage | seeds | tune mIoU | baseline | Δ (paired) | 95 % interval | training | status |\n"
-                      "|---|---|---|---|---|---|---|---|---|")
+LEADERBOARD_HEADER = ("| entry | stage | seeds | tune mIoU | baseline | Δ (paired) | 95 % interval | training "
+                      "| status |\n|---|---|---|---|---|---|---|---|---|")
 
 def leaderboard_row(record: dict) -> str:
     "The record's row of the leaderboard (means over seeds; Δ and its interval from the per-seed differences)."
@@ -198,12 +199,14 @@ def _leaderboard_arguments(p):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a method.* or views.* field of the entry, e.g. --set method.target_loss=my_loss (repeatable)")
     p.add_argument("--stage", type=int, choices=(1, 2), default=1,
-                   help="1: against stage one (UFL, adaptive thresholds; default); 2: against stage two (CIM), for mixers")
+                   help="1: against stage one (UFL, adaptive thresholds; default); "
+                        "2: against stage two (CIM), for mixers")
     p.add_argument("--out", default="runs/leaderboard", help="folder of the entries (default: runs/leaderboard)")
     p.add_argument("--runs", default=str(ASSIGNMENT_RUNS), help="the shared models (default: runs/assignments)")
     trial = p.add_argument_group("trial settings (off the protocol: the row is a trial, never ranked)")
     trial.add_argument("--seeds", type=int, nargs="+", default=list(LEADERBOARD["seeds"]), help="default: 0 1 2")
-    trial.add_argument("--iterations", type=int, default=0, help="training iterations of every run (default: the presets')")
+    trial.add_argument("--iterations", type=int, default=0,
+                       help="training iterations of every run (default: the presets')")
     trial.add_argument("--budget", type=float, default=LEADERBOARD["budget"],
                        help="seconds of training for the entry, all seeds together (default and maximum: 600)")
     trial.add_argument("--data-root", default="", help="another minicity folder (default: the standard one)")

@@ -172,7 +172,8 @@ def test_an_entry_may_change_method_and_views_fields_only(minicity, tmp_path):
 # The hand-out
 def test_the_handout_holds_no_reference_code(tmp_path):
     out = tmp_path/"handout"
-    result = subprocess.run([sys.executable, "solutions/handout.py", str(out)], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "solutions/handout.py", str(out)], cwd=ROOT, capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert not (out/"solutions").exists() and not (out/"tests"/"test_assignments.py").exists()
     for name in ("assignments/check.py", "assignments/a4_entry.py", "nbs/assignments/a4_open.ipynb", "tauda/ufl.py",

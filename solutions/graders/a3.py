@@ -55,7 +55,8 @@ def check_built_like_cim(sub):
     m = mixer(sub, pseudo_conf=0.9)
     assert m.pseudo_conf == 0.9 and m.area == 0.5, "options pseudo_conf and area (default 0.5)"
     out = m(*inputs(), torch.full((5,), 0.8), [1, 2, 3])
-    assert out.images.shape == (3, 3, 12, 16) and out.labels.shape == out.weights.shape == out.pasted.shape == (3, 12, 16)
+    assert out.images.shape == (3, 3, 12, 16), f"images {tuple(out.images.shape)}"
+    assert out.labels.shape == out.weights.shape == out.pasted.shape == (3, 12, 16), "labels etc.: [B, H, W]"
     assert out.labels.dtype == torch.int64 and out.pasted.dtype == torch.bool and out.weights.is_floating_point(), \
         f"dtypes: labels {out.labels.dtype}, pasted {out.pasted.dtype}, weights {out.weights.dtype}"
 

@@ -53,7 +53,7 @@ def check_seeds(record, folder, protocol):
     assert record["seeds"] == list(protocol.seeds), f"seeds {record['seeds']}, the protocol's are {protocol.seeds}"
     assert [r["seed"] for r in record["per_seed"]] == list(protocol.seeds), "not every seed was trained"
     for seed, entry, base, _ in runs(record):
-        assert entry["seed"] == base["seed"] == seed, f"seed {seed}: the runs used seeds {entry['seed']}, {base['seed']}"
+        assert entry["seed"] == base["seed"] == seed, f"seed {seed}: the runs used {entry['seed']}, {base['seed']}"
 
 
 def check_split(record, folder, protocol):
@@ -96,7 +96,7 @@ def check_same_parent(record, folder, protocol):
 
 
 def check_budget(record, folder, protocol):
-    assert record["budget_s"] <= protocol.budget, f"a budget of {record['budget_s']} s, the protocol's is {protocol.budget}"
+    assert record["budget_s"] <= protocol.budget, f"a budget of {record['budget_s']} s > {protocol.budget}"
     spent = sum(r["seconds"] for r in record["per_seed"])
     assert abs(record["seconds"] - spent) < 0.5, "the total time is not the sum of the runs' times"
     assert spent <= record["budget_s"], f"{spent:.0f} s of training, over the budget of {record['budget_s']:.0f} s"

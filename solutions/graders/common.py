@@ -44,7 +44,8 @@ def load_source(source: str, name: str, filename: str) -> Submission:
     sys.modules[name] = module
     try:
         exec(compile(source, filename, "exec"), module.__dict__)
-        added = {kind: {k: v for k, v in r.items() if before[kind][0].get(k) is not v} for kind, r in REGISTRIES.items()}
+        added = {kind: {k: v for k, v in r.items() if before[kind][0].get(k) is not v}
+                 for kind, r in REGISTRIES.items()}
     finally:
         for kind, r in REGISTRIES.items():
             r.clear(); r.update(before[kind][0]); r.summaries.clear(); r.summaries.update(before[kind][1])
@@ -85,7 +86,8 @@ def close(answer, expected, tol: float, key: str):
     e = [expected] if not isinstance(expected, (list, tuple)) else list(expected)
     assert len(a) == len(e), f"ANSWERS[{key!r}]: {len(a)} values, expected {len(e)}"
     wrong = [(i, x, y) for i, (x, y) in enumerate(zip(a, e)) if x is None or not abs(float(x) - y) <= tol]
-    assert not wrong, f"ANSWERS[{key!r}]: " + "; ".join(f"[{i}] {x} is not within {tol} of {y:.4g}" for i, x, y in wrong)
+    assert not wrong, f"ANSWERS[{key!r}]: " + "; ".join(f"[{i}] {x} is not within {tol} of {y:.4g}"
+                                                        for i, x, y in wrong)
 
 
 @contextmanager

@@ -73,11 +73,13 @@ A2 = [
            "if not keep.any(): return logits.sum()*0"),
     Mutant("no gradient (probabilities detached)", "per_pixel = maxsquare_map(logits)",
            "per_pixel = maxsquare_map(logits.detach())"),
-    Mutant("image-wise default α = 0.5", "def __init__(self, alpha: float = 0.2", "def __init__(self, alpha: float = 0.5"),
+    Mutant("image-wise default α = 0.5", "def __init__(self, alpha: float = 0.2",
+           "def __init__(self, alpha: float = 0.5"),
 ]
 
 A3 = [
-    Mutant("box sides truncated instead of rounded", "h, w = round(height*math.sqrt(area)), round(width*math.sqrt(area))",
+    Mutant("box sides truncated instead of rounded",
+           "h, w = round(height*math.sqrt(area)), round(width*math.sqrt(area))",
            "h, w = int(height*math.sqrt(area)), int(width*math.sqrt(area))"),
     Mutant("box sides scaled by the area, not its square root",
            "h, w = round(height*math.sqrt(area)), round(width*math.sqrt(area))",
@@ -148,7 +150,8 @@ def _drop_seed(r, folder):
 
 def _recompute(r):
     from tauda.experiments import paired_difference
-    r["difference"] = paired_difference([row["entry"] for row in r["per_seed"]], [row["baseline"] for row in r["per_seed"]])
+    rows = r["per_seed"]
+    r["difference"] = paired_difference([row["entry"] for row in rows], [row["baseline"] for row in rows])
 
 
 def _typed(r, folder, consistent):
