@@ -129,6 +129,32 @@ def _study_arguments(p):
 def _presets_arguments(p):
     p.add_argument("--show", metavar="NAME", help="print every field of the preset NAME (what --set can change)")
 
+# %% ../nbs/api/09_cli.ipynb #n000x5589
+@command("leaderboard", "assignment 4: train an entry over the fixed seeds on tune and print its leaderboard row",
+         run="tauda.experiments.leaderboard_command",
+         description="Train an entry (a stage's preset with your method.* and views.* fields) for seeds 0, 1, 2 on "
+                     "minicity's tune split beside that stage's baseline, within a training budget of 10 minutes, and "
+                     "print its leaderboard row: the paired difference to the baseline with its 95 % t-interval over "
+                     "the seeds.")
+def _leaderboard_arguments(p):
+    p.add_argument("entry", help="a name for the entry: its runs and record.json go to OUT/ENTRY")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (it registers your target loss, threshold rule or mixer); repeatable")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method.* or views.* field of the entry, e.g. --set method.target_loss=my_loss (repeatable)")
+    p.add_argument("--stage", type=int, choices=(1, 2), default=1,
+                   help="1: against stage one (UFL, adaptive thresholds; default); "
+                        "2: against stage two (CIM), for mixers")
+    p.add_argument("--out", default="runs/leaderboard", help="folder of the entries (default: runs/leaderboard)")
+    p.add_argument("--runs", default="runs/assignments", help="the shared models (default: runs/assignments)")
+    trial = p.add_argument_group("trial settings (off the protocol: the row is a trial, never ranked)")
+    trial.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="default: 0 1 2")
+    trial.add_argument("--iterations", type=int, default=0,
+                       help="training iterations of every run (default: the presets')")
+    trial.add_argument("--budget", type=float, default=600.0,
+                       help="seconds of training for the entry, all seeds together (default and maximum: 600)")
+    trial.add_argument("--data-root", default="", help="another minicity folder (default: the standard one)")
+
 # %% ../nbs/api/09_cli.ipynb #9f8af726
 DESCRIPTION = ("Threshold-adaptive unsupervised focal loss for domain adaptation of semantic segmentation: train and "
                "evaluate on GTA5/SYNTHIA → Cityscapes or on the embedded minicity benchmark.")
