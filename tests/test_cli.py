@@ -35,7 +35,8 @@ def test_the_parser_is_built_without_torch():
 
 def test_every_command_runs_a_function_that_exists():
     from tauda.registry import COMMANDS
-    assert list(COMMANDS) == ["demo", "train", "pipeline", "eval", "pseudo-label", "check-data", "study", "presets"]
+    assert list(COMMANDS) == ["demo", "train", "pipeline", "eval", "pseudo-label", "check-data", "study", "presets",
+                             "leaderboard"]
     for cmd in COMMANDS.values(): assert callable(cmd.runner()), cmd.name
 
 
