@@ -136,7 +136,8 @@ def _check_data_arguments(p):
     p.add_argument("--protocol", choices=sorted(PROTOCOLS),
                    help="class protocol of the histogram (default: the dataset's own)")
     p.add_argument("--split",
-                   help="gta5/synthia: check the images listed in ROOT/SPLIT.txt; cityscapes: one split (default: all)")
+                   help="gta5/synthia: check the images listed in ROOT/SPLIT.txt; cityscapes: one split; crosscity: "
+                        "train or test, in every city under ROOT (default: all)")
     p.add_argument("--json", metavar="FILE", help="also write the full report, every file named, as JSON")
     p.add_argument("--workers", type=int, default=4, help="files decoded in parallel (default 4)")
 
