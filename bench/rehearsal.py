@@ -219,7 +219,7 @@ def main():
     ap.add_argument("--only", nargs="*", default=[], help="presets whose names start with one of these")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of each run (default 1)")
     ap.add_argument("--gpu-peak", type=float, default=989e12, help="dense fp16 FLOP/s of the GPU (H200: 989e12)")
-    ap.add_argument("--utilisation", type=float, default=0.25, help="share of the peak a step achieves (0.25)")
+    ap.add_argument("--utilisation", type=float, default=0.2, help="share of the peak a step achieves (0.2)")
     ap.add_argument("--table", action="store_true", help="print the README table from --out and stop")
     args = ap.parse_args()
     out = Path(args.out)
