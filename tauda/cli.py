@@ -89,8 +89,8 @@ def _pseudo_label_arguments(p):
                    help="rewrite every output, even if another checkpoint made the existing ones")
     p.add_argument("--no-colour", dest="colour", action="store_false", help="do not write the colour renderings")
 
-DATASET_LAYOUTS = "gta5, synthia, cityscapes"                         # tauda.data.DATASETS (a test keeps them equal)
-PROTOCOL_NAMES = "cityscapes19, synthia16, synthia13, minicity10"     # tauda.labels.PROTOCOLS
+DATASET_LAYOUTS = "gta5, synthia, cityscapes, crosscity"                   # tauda.data.DATASETS (a test keeps them equal)
+PROTOCOL_NAMES = "cityscapes19, synthia16, synthia13, crosscity13, minicity10" # tauda.labels.PROTOCOLS
 
 @command("check-data", "check a dataset copy and report what is wrong", run="tauda.checkdata.check_data_command",
          description="Check a dataset copy before training: unpaired, unreadable or wrongly formatted files, "
@@ -100,7 +100,8 @@ def _check_data_arguments(p):
     p.add_argument("root", help="the dataset's own folder")
     p.add_argument("--protocol", help=f"class protocol of the histogram: {PROTOCOL_NAMES} (default: the dataset's own)")
     p.add_argument("--split",
-                   help="gta5/synthia: check the images listed in ROOT/SPLIT.txt; cityscapes: one split (default: all)")
+                   help="gta5/synthia: check the images listed in ROOT/SPLIT.txt; cityscapes: one split; "
+                        "crosscity: train or test, in every city under ROOT (default: all)")
     p.add_argument("--json", metavar="FILE", help="also write the full report, every file named, as JSON")
     p.add_argument("--workers", type=int, default=4, help="files decoded in parallel (default 4)")
 

@@ -24,16 +24,17 @@ from .views import StrongView
 @dataclass
 class DataConfig:
     "Where the domains are and how training crops are made. Sizes are `(height, width)`."
-    # source layout: gta5 | cityscapes (the target oracle trains on labelled target images)
+    # source layout: gta5 | synthia | cityscapes (Cityscapes → CrossCity; the target oracle on minicity)
     source: str = "gta5"
     source_root: str = ""           # default: DATA_ROOT/<source>
     # cityscapes split, or a split-file name (`<split>.txt` in the GTA5 root) when it exists
     source_split: str = "train"
-    target: str = "cityscapes"      # target layout
+    target: str = "cityscapes"      # target layout: cityscapes | crosscity
+    city: str = ""                  # crosscity: the NTHU city, Rome | Rio | Tokyo | Taipei
     target_root: str = ""           # default: DATA_ROOT/<target>
     target_split: str = "train"     # unlabelled target images for adaptation
     eval_split: str = "val"         # the test split (Cityscapes val, as in the paper)
-    protocol: str = "cityscapes19"  # class protocol: cityscapes19 | synthia16 | minicity10
+    protocol: str = "cityscapes19"  # class protocol: cityscapes19 | synthia16 | crosscity13 | minicity10
     source_size: tuple = (720, 1280)  # resize at load (GTA5 1280×720)
     target_size: tuple = (512, 1024)  # resize at load (Cityscapes 1024×512)
     crop: tuple = (512, 1024)       # one crop size for both domains
@@ -51,13 +52,17 @@ class ModelConfig:
     width: int = 32                 # tiny: channel width
     multi_level: bool = True        # deeplabv2: auxiliary classifier on layer3
     weights: str = ""               # initial weights: "" (random) | imagenet | a path to a weight file
-    freeze_bn: bool = True          # deeplabv2: BatchNorm frozen (statistics and affine), as the lineage
+    # BatchNorm statistics frozen while training; deeplabv2 also freezes its affine weights (the lineage),
+    # bisenet trains them (the authors' --freeze_bn)
+    freeze_bn: bool = True
     aspp_bug: bool = False          # deeplabv2: reproduce the lineage's two-branch classifier (compatibility only)
+    # logits upsampled with align_corners=True (ADVENT, the authors: the paper presets) or False (the mini benchmark)
+    align_corners: bool = False
 
 @dataclass
 class OptimConfig:
     lr: float = 2.5e-4              # backbone learning rate (heads: × head_lr_mult)
-    head_lr_mult: float = 10.0
+    head_lr_mult: float = 10.0      # the lineage's 10; 1 = every group at `lr` (the authors' BiSeNet)
     momentum: float = 0.9
     weight_decay: float = 5e-4      # not applied to normalisation weights and biases
     poly_power: float = 0.9
@@ -97,6 +102,8 @@ class MethodConfig:
     d: float = 8.0                  # adaptive: exponent
     # leave pixels outside the warped support out of thresholds and loss (False: the authors' code)
     mask_invalid: bool = True
+    # stage1/2: main = the main head's mask on every head (once per step) | own = each head's own (the authors')
+    head_masks: str = "main"
     mixer: str = "cim"              # stage2: a key of tauda.cim.MIXERS or a dotted path: cim | none
     lambda_mix: float = 1.0         # stage2: weight of the mixed-image loss (the released example used 0.5)
     long_tail_p: float = 0.3        # stage2: chance of long-tail class pasting per sample
@@ -218,6 +225,7 @@ CHECKS = [  # (key, test, what is expected); every key's type is already right
     ("method.long_tail_classes", lambda v: len(v) == 2 and all(isinstance(x, int) for x in v) and 0 <= v[0] <= v[1],
      "(fewest, most): two integers, 0 <= fewest <= most"),
     ("method.target_head_weights", lambda v: all(x >= 0 for x in v), "weights of 0 or more"),
+    ("method.head_masks", lambda v: v in ("main", "own"), "main or own"),
 ]
 
 def _get(cfg, key: str):
@@ -391,3 +399,6 @@ def import_user_modules(names: str):
         try: importlib.import_module(name)
         except (ImportError, SyntaxError) as e:
             raise ConfigError(f"cannot import {name!r} (from `imports`/--import): {type(e).__name__}: {e}") from e
+
+# %% ../nbs/api/01_config.ipynb #c020a
+import tauda.paper  # noqa: F401,E402 -- registers the paper-size presets (GTA5, SYNTHIA, CrossCity)

@@ -248,12 +248,14 @@ def _dataset_class(layout: str):
     return DATASETS[layout]
 
 def build_dataset(layout: str, root, split: str, protocol: Protocol, size, labels: bool = True,
-                  resize_labels: bool = True):
-    "The dataset of `layout` (`gta5`, `synthia` or `cityscapes`) at `root`, in `protocol`, resized to `size` `(h, w)`."
+                  resize_labels: bool = True, **options):
+    "The dataset of `layout` at `root`, in `protocol`, resized to `size` `(h, w)`; `options` go where they are taken."
     size, cls = tuple(size) if size else None, _dataset_class(layout)
-    if cls is Cityscapes: return Cityscapes(root, split, protocol, size, labels=labels, resize_labels=resize_labels)
-    split_file = Path(root)/f"{split}.txt"
-    return cls(root, protocol, size, split_file if split_file.is_file() else None, resize_labels=resize_labels)
+    if issubclass(cls, FlatPairs):  # a split is a split file when there is one
+        split_file = Path(root)/f"{split}.txt"
+        options["split_file"] = split_file if split_file.is_file() else None
+    return DATASETS.build(layout, root, split=split, protocol=protocol, size=size, labels=labels,
+                          resize_labels=resize_labels, **options)
 
 # %% ../nbs/01_data.ipynb #c017
 def _labelid_palette() -> list:
@@ -303,7 +305,7 @@ def write_cityscapes_sample(root, split: str, city: str, stem: str, rgb: np.ndar
 
 # %% ../nbs/01_data.ipynb #c024
 def write_fixture(layout: str, root, n: int = 2, size=(8, 12), protocol: Protocol | None = None, seed: int = 0,
-                  split: str = "val") -> np.ndarray:
+                  split: str = "val", **options) -> np.ndarray:
     "Write `n` images of `size` in `layout` at `root`, holding every raw id; their `protocol` train ids `[n, H, W]`."
     cls, protocol, (h, w) = _dataset_class(layout), protocol or DEFAULT_PROTOCOLS[layout], size
     values = np.arange(cls.max_raw_id + 1)
@@ -316,7 +318,9 @@ def write_fixture(layout: str, root, n: int = 2, size=(8, 12), protocol: Protoco
         elif layout == "synthia":
             instance_ids = rng.integers(0, 65536, (h, w), dtype=np.uint16)  # [H, W]
             write_synthia_sample(root, f"{i:07d}.png", rgb, raw.astype(np.uint16), instance_ids)
-        else: write_cityscapes_sample(root, split, "fixture", f"fixture_{i:06d}_000019", rgb, raw)
+        elif layout == "cityscapes":
+            write_cityscapes_sample(root, split, "fixture", f"fixture_{i:06d}_000019", rgb, raw)
+        else: cls.write_fixture_sample(root, i, rgb, raw, split=split, **options)
         expected.append(cls.encoder(protocol)(raw))
     return np.stack(expected)
 
@@ -362,3 +366,6 @@ def class_frequencies(counts: np.ndarray) -> np.ndarray:
     "Class frequencies `[C]` (summing to 1) from per-image counts `[N, C]`."
     total = counts.sum(0).astype(np.float64)
     return total/max(total.sum(), 1)
+
+# %% ../nbs/01_data.ipynb #c048a
+import tauda.crosscity  # noqa: F401,E402 -- registers the `crosscity` layout (NTHU CrossCity)

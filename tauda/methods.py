@@ -19,21 +19,21 @@ from .config import Config, ConfigError
 from .data import DataError, class_frequencies, label_statistics
 from .labels import IGNORE, Protocol
 from .loading import RandomStream, sample_seed
-from .models import upsample
+from .models import align_corners_of, upsample
 from .registry import Registry
 from .runtime import rank_and_world, unwrap
 from .ufl import TARGET_LOSSES, THRESHOLD_RULES, class_weights
 from .views import strong_view, warp_with_validity
 
 # %% ../nbs/09_methods.ipynb #411aa5d2
-def over_heads(heads: list, weights, loss_fn, size) -> torch.Tensor:
+def over_heads(heads: list, weights, loss_fn, size, align_corners: bool = False) -> torch.Tensor:
     "`Σ_h weight_h · loss_fn(upsampled head h)`."
-    return sum(w*loss_fn(upsample(h, size)) for h, w in zip(heads, weights))
+    return sum(w*loss_fn(upsample(h, size, align_corners)) for h, w in zip(heads, weights))
 
 def supervised_loss(model, heads, labels, class_weights=None) -> torch.Tensor:
     "Cross-entropy of every head against `labels` (255 ignored)."
     ce = lambda z: F.cross_entropy(z, labels, weight=class_weights, ignore_index=IGNORE)
-    return over_heads(heads, unwrap(model).head_weights, ce, labels.shape[-2:])
+    return over_heads(heads, unwrap(model).head_weights, ce, labels.shape[-2:], align_corners_of(model))
 
 # %% ../nbs/09_methods.ipynb #f401378b
 PARTS = ("source", "weak", "strong", "mixed")
@@ -153,17 +153,18 @@ class TargetAdaptation(Method):
     def target_term(self, model, logits: dict, affine, size):
         "λ · Σ_h w_h · (target loss of head h); `None` when every head skips it (no pixel passes the mask)."
         head_weights = self.cfg.method.target_head_weights or unwrap(model).head_weights
+        own_masks, corners = self.cfg.method.head_masks == "own", align_corners_of(model)
         terms, mask = [], None
         for h, w in enumerate(head_weights[:len(logits["weak"])]):
-            weak = upsample(logits["weak"][h], size)                                  # [B, C, h, w]
+            weak = upsample(logits["weak"][h], size, corners)                         # [B, C, h, w]
             if self.rule is None:
                 with record_function("tauda.target_loss"): terms.append(w*self.target(weak))
                 continue
             with record_function("tauda.warp"): weak, valid = warp_with_validity(weak, affine)
-            if h == 0:
-                with record_function("tauda.threshold"): mask = self._update_mask(weak, valid)
+            if h == 0 or own_masks:  # main: the main head's mask on every head; own: each head's own (the authors')
+                with record_function("tauda.threshold"): mask = self._update_mask(weak, valid, record=h == 0)
             with record_function("tauda.target_loss"):
-                loss = self.target(weak, upsample(logits["strong"][h], size), mask)
+                loss = self.target(weak, upsample(logits["strong"][h], size, corners), mask)
             if loss is not None: terms.append(w*loss)
         return self.weight*sum(terms) if terms else None
 
@@ -171,10 +172,10 @@ class TargetAdaptation(Method):
         "Mixed images for the same forward pass (stage two), or `None`."
         return None
 
-    def _update_mask(self, weak_logits, valid):
+    def _update_mask(self, weak_logits, valid, record: bool = True):
         probs = weak_logits.detach().softmax(1)
         mask = self.rule.update(probs, valid if self.cfg.method.mask_invalid else None)
-        self.stats["mask_pass_ratio"] = mask.float().mean()   # a tensor: read at logging time only (no sync per step)
+        if record: self.stats["mask_pass_ratio"] = mask.float().mean()  # a tensor: read when logged (no sync per step)
         return mask
 
     def state_dict(self): return {"thresholds": self.rule.state_dict()} if self.rule else {}
@@ -235,7 +236,8 @@ class StageTwo(StageOne):
         "The mixed batch: source classes pasted onto target images labelled by the teacher (`None`: no mixing)."
         if isinstance(self.mixer, NoMixing): return None                          # no teacher forward needed
         with torch.no_grad(), record_function("tauda.teacher"):
-            probs = upsample(self.teacher(xt)[0], xt.shape[-2:]).softmax(1)       # [B, C, H, W]
+            logits = upsample(self.teacher(xt)[0], xt.shape[-2:], align_corners_of(self.teacher))  # [B, C, H, W]
+            probs = logits.softmax(1)
         confidence, pseudo = probs.max(1)                                         # [B, H, W]
         C = self.protocol.num_classes
         thresholds = self.rule.thresholds if self.rule is not None else torch.full((C,), self.cfg.method.tau0)
@@ -246,5 +248,5 @@ class StageTwo(StageOne):
 
     def mix_loss(self, heads: list, mixed: MixedBatch) -> torch.Tensor:
         "λ_mix · the pixel-weighted cross-entropy of the main head on the mixed batch."
-        logits = upsample(heads[0], mixed.labels.shape[-2:])                      # [B, C, H, W]
+        logits = upsample(heads[0], mixed.labels.shape[-2:], align_corners_of(self.teacher))  # [B, C, H, W]
         return self.cfg.method.lambda_mix*mixed_loss(logits, mixed, self.class_weights)

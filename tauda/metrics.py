@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .data import DataError, read_label_ids
 from .labels import CITYSCAPES19, IGNORE, SYNTHIA13, Protocol
-from .models import upsample
+from .models import align_corners_of, upsample
 
 # %% ../nbs/03_metrics.ipynb #c007
 class ConfusionMatrix:
@@ -128,7 +128,7 @@ def evaluate(model, dataset, num_classes: int, device, batch_size: int = 1, prog
     cm = ConfusionMatrix(num_classes)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     for images, labels in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        logits = upsample(model(images.to(device))[0], labels.shape[-2:])  # [B, C, H, W]
+        logits = upsample(model(images.to(device))[0], labels.shape[-2:], align_corners_of(model))  # [B, C, H, W]
         cm.update(logits.argmax(1).cpu(), labels)
     model.train(was_training)
     return cm

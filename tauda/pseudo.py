@@ -25,14 +25,14 @@ from .config import ConfigError
 from .data import DataError, read_label_ids
 from .labels import Protocol, get_protocol
 from .loading import Tracked, dataset_root, target_dataset, worker_failures
-from .models import upsample
+from .models import align_corners_of, upsample
 from .runtime import output_dir
 
 # %% ../nbs/api/06_pseudo.ipynb #c006
 @torch.no_grad()
 def predict(model, images: torch.Tensor, size) -> tuple:
     "Train ids (int64) and confidences `[B, H, W]` of `model`'s main head on `images` `[B, 3, h, w]` at `size`."
-    probs = upsample(model(images)[0], size).softmax(1)  # [B, C, H, W]
+    probs = upsample(model(images)[0], size, align_corners_of(model)).softmax(1)  # [B, C, H, W]
     confidence, ids = probs.max(1)                       # [B, H, W]
     return ids, confidence
 

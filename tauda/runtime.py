@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .config import Config, ConfigError
 from .entropy import entropy_map
+from .models import align_corners_of, upsample
 
 # %% ../nbs/api/02_runtime.ipynb #c005
 class TrainingError(RuntimeError):
@@ -166,7 +167,7 @@ def prediction_panel(model: nn.Module, images: torch.Tensor, protocol) -> dict:
     was_training = model.training
     logits = model.eval()(images)[0]                                              # [N, C, h, w]
     model.train(was_training)
-    logits = nn.functional.interpolate(logits.float(), size=images.shape[-2:], mode="bilinear", align_corners=False)
+    logits = upsample(logits.float(), images.shape[-2:], align_corners_of(model))    # [N, C, H, W]
     colours = torch.stack([torch.from_numpy(protocol.colourise(p)) for p in logits.argmax(1).cpu()])  # [N, H, W, 3]
     entropy = entropy_map(logits).cpu()[:, None].expand(-1, 3, -1, -1)           # [N, 3, H, W]
     return {"input": images.cpu(), "prediction": colours.permute(0, 3, 1, 2).float()/255, "entropy": entropy}

@@ -21,8 +21,8 @@ from .config import (Config, ConfigError, check_config, dataset_name, import_use
                           to_dict)
 from .data import build_dataset
 from .labels import get_protocol
-from .loading import (RandomStream, dataset_root, source_eval_dataset, target_dataset, train_stream,
-                           worker_failures)
+from .loading import (RandomStream, dataset_options, dataset_root, source_eval_dataset, target_dataset,
+                           train_stream, worker_failures)
 from .methods import build_method, init_requirement
 from .metrics import evaluate, miou_report
 from .minicity import ensure_minicity
@@ -66,10 +66,12 @@ class Trainer:
         "The source training set, the method (it measures class weights on it), the target sets."
         d = self.cfg.data
         source_root, target_root = dataset_root(self.cfg, "source"), dataset_root(self.cfg, "target")
-        self.source_train = build_dataset(d.source, source_root, d.source_split, self.protocol, d.source_size)
+        options = dataset_options(self.cfg)  # e.g. CrossCity's city
+        self.source_train = build_dataset(d.source, source_root, d.source_split, self.protocol, d.source_size,
+                                          **options)
         self.method = build_method(self.cfg, self.protocol, self.device, self.source_train, self.progress)
         self.target_train = build_dataset(d.target, target_root, d.target_split, self.protocol, d.target_size,
-                                          labels=False) if self.method.needs_target else None
+                                          labels=False, **options) if self.method.needs_target else None
         self.target_eval = target_dataset(self.cfg, protocol=self.protocol)
 
     def _build_model(self, skip_weights: bool):

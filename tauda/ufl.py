@@ -93,20 +93,29 @@ def _all_gather_pairs(conf: torch.Tensor, cls: torch.Tensor):
     pairs = pairs[:, pairs[1] >= 0]
     return pairs[0], pairs[1].long()
 
+def _count(index: torch.Tensor, n: int, weights=None) -> torch.Tensor:
+    "`bincount` of `index` `[N]` into `n` bins (`weights`: int64 `[N]`) without asking the device for its maximum."
+    ones = torch.ones_like(index) if weights is None else weights
+    return torch.zeros(n, dtype=torch.int64, device=index.device).scatter_add_(0, index, ones)
+
 def kth_largest_per_class(values: torch.Tensor, cls: torch.Tensor, rank: torch.Tensor, num_classes: int,
-                          bins: int = 4096) -> torch.Tensor:
+                          bins: int = 4096, compact: bool | None = None) -> torch.Tensor:
     "For each class `c`, the `rank[c]`-th largest (0-based) of `values` in [0, 1] `[N]` whose class `cls` is `c`."
     b = (values*bins).long().clamp_(0, bins - 1)                             # [N] confidence bin
-    hist = torch.bincount(cls*bins + b, minlength=num_classes*bins).view(num_classes, bins)
+    hist = _count(cls*bins + b, num_classes*bins).view(num_classes, bins)
     from_top = hist.flip(1).cumsum(1)                                         # [C, bins]: pixels in this bin or above
     j = (from_top <= rank[:, None]).sum(1)                                    # [C] bin holding the rank, from the top
     above = torch.where(j > 0, from_top.gather(1, (j - 1).clamp(min=0)[:, None])[:, 0], torch.zeros_like(j))
     target_bin = bins - 1 - j                                                 # [C]
     inside = b == target_bin[cls]                                             # the few candidates
-    v, k = values[inside], cls[inside]
-    ordered = v[torch.sort(2.0*k.double() + (1 - v.double())).indices]      # by class, then decreasing value
-    starts = torch.cumsum(torch.bincount(k, minlength=num_classes), 0) - torch.bincount(k, minlength=num_classes)
-    return ordered[starts + rank - above]
+    if values.device.type == "cpu" if compact is None else compact:          # gather them, sort them
+        v, k = values[inside], cls[inside]
+        ordered = v[torch.sort(2.0*k.double() + (1 - v.double())).indices]  # by class, then decreasing value
+    else:  # fixed shapes (a GPU need not wait): sort every value, the candidates first in the same order
+        key = torch.where(inside, 2.0*cls.double() + (1 - values.double()), torch.inf)
+        ordered = values[torch.sort(key).indices]
+    count = _count(cls, num_classes, inside.long())                          # [C] candidates per class
+    return ordered[torch.cumsum(count, 0) - count + rank - above]
 
 # %% ../nbs/07_ufl.ipynb #n001x6200
 class ThresholdRule:
@@ -128,23 +137,29 @@ class AdaptiveThreshold(ThresholdRule):
         super().__init__(num_classes, tau0)
         self.b, self.beta, self.d = b, beta, d
 
+    @property
+    def thresholds(self) -> torch.Tensor: return self._theta.cpu()  # they stay where they are computed
+    @thresholds.setter
+    def thresholds(self, value: torch.Tensor): self._theta = value
+
     def targets(self, conf: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
-        "ψ_c for every class from confidences `conf` `[N]` of predicted classes `cls` `[N]`."
-        theta = self.thresholds.to(conf.device)
-        conf = torch.cat([conf.double(), theta])                           # S_c includes θ_c
-        cls = torch.cat([cls, torch.arange(self.num_classes, device=conf.device)])
-        counts = torch.bincount(cls, minlength=self.num_classes)           # |S_c| ≥ 1
-        rank = torch.floor(counts.double()*self.b*theta**self.d).long()    # 0-based, from the top
-        return kth_largest_per_class(conf, cls, rank, self.num_classes)
+        "ψ_c for every class from confidences `conf` `[N]` of predicted classes `cls` `[N]` (class C: left out)."
+        C, theta = self.num_classes, self._theta.to(conf.device)
+        theta_x = torch.cat([theta, theta.new_zeros(1)])                    # [C + 1]: class C gets one dummy entry
+        conf = torch.cat([conf.double(), theta_x])                          # S_c includes θ_c
+        cls = torch.cat([cls, torch.arange(C + 1, device=conf.device)])
+        rank = torch.floor(_count(cls, C + 1).double()*self.b*theta_x**self.d).long()  # 0-based, from the top
+        return kth_largest_per_class(conf, cls, rank, C + 1)[:C]
 
     def update(self, probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         "Update the thresholds from `probs` `[B, C, H, W]` (no gradient); return the mask `[B, H, W]`."
         conf, cls = probs.detach().max(1)                                   # [B, H, W]
         sel = valid if valid is not None else torch.ones_like(conf, dtype=torch.bool)
-        psi = self.targets(*_all_gather_pairs(conf[sel], cls[sel]))
-        theta = self.beta*self.thresholds.to(psi.device) + (1 - self.beta)*psi
-        self.thresholds = torch.where(theta >= 1, torch.full_like(theta, 0.999), theta).cpu()
-        return (conf.double() > self.thresholds.to(conf.device)[cls]) & sel
+        stat_cls = torch.where(sel, cls, self.num_classes)                  # pixels outside the support: class C
+        psi = self.targets(*_all_gather_pairs(conf.flatten(), stat_cls.flatten()))
+        theta = self.beta*self._theta.to(psi.device) + (1 - self.beta)*psi
+        self._theta = torch.where(theta >= 1, torch.full_like(theta, 0.999), theta)
+        return (conf.double() > self._theta.to(conf.device)[cls]) & sel
 
 class FixedThreshold(ThresholdRule):
     "The same threshold `tau0` for every class, never updated (the baseline rule)."

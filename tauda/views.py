@@ -47,7 +47,8 @@ def photometric(image: torch.Tensor, g: torch.Generator, v: StrongView) -> torch
     x = TF.adjust_saturation(x, _uniform(g, 1 - v.saturation, 1 + v.saturation))
     x = TF.adjust_sharpness(x, _uniform(g, 1 - v.sharpness, 1 + v.sharpness))
     if _chance(g, v.shadow_p): x = x*_shadow(x.shape[-2:], g, v.shadow, x.device)
-    if _chance(g, v.noise_p): x = x + torch.randn(x.shape, generator=g).to(x.device)*_uniform(g, 0, v.noise_std)
+    if _chance(g, v.noise_p):  # (an asynchronous copy: the GPU does not wait for it)
+        x = x + torch.randn(x.shape, generator=g).to(x.device, non_blocking=True)*_uniform(g, 0, v.noise_std)
     if _chance(g, v.blur_p):
         sigma = _uniform(g, *v.blur_sigma)
         x = TF.gaussian_blur(x, kernel_size=2*math.ceil(3*sigma) + 1, sigma=sigma)
@@ -80,7 +81,8 @@ def random_affine(g: torch.Generator, v: StrongView, size) -> torch.Tensor:
 
 def warp(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     "Warp `x` `[B, C, H, W]` by affines `theta` `[B, 2, 3]` (zero outside the support)."
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)  # [B, H, W, 2]
+    theta = theta.to(x.device, x.dtype, non_blocking=True)                                 # [B, 2, 3]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)                        # [B, H, W, 2]
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 def warp_with_validity(logits: torch.Tensor, theta: torch.Tensor):
