@@ -165,7 +165,8 @@ def count_flops(name: str) -> dict:
     size = cfg.data.target_size or SIZES[cfg.data.target]  # the input of the evaluation
     with FlopCounterMode(display=False) as evaluation, torch.no_grad():
         model.eval()(torch.empty(1, 3, *size, device="meta"))
-    return dict(step_tflop=round(step.get_total_flops()/1e12, 3), eval_tflop=round(evaluation.get_total_flops()/1e12, 4),
+    return dict(step_tflop=round(step.get_total_flops()/1e12, 3),
+                eval_tflop=round(evaluation.get_total_flops()/1e12, 4),
                 images_per_step=PARTS[method]*b, eval_input=list(size))
 
 

@@ -134,7 +134,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'tauda.config.import_user_modules': ('api/config.html#import_user_modules', 'tauda/config.py'),
                               'tauda.config.load_config': ('api/config.html#load_config', 'tauda/config.py'),
                               'tauda.config.mini_data': ('api/config.html#mini_data', 'tauda/config.py'),
-                              'tauda.config.paper_preset': ('api/config.html#paper_preset', 'tauda/config.py'),
                               'tauda.config.preset': ('api/config.html#preset', 'tauda/config.py'),
                               'tauda.config.save_config': ('api/config.html#save_config', 'tauda/config.py'),
                               'tauda.config.set_key': ('api/config.html#set_key', 'tauda/config.py'),

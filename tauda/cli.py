@@ -89,8 +89,9 @@ def _pseudo_label_arguments(p):
                    help="rewrite every output, even if another checkpoint made the existing ones")
     p.add_argument("--no-colour", dest="colour", action="store_false", help="do not write the colour renderings")
 
-DATASET_LAYOUTS = "gta5, synthia, cityscapes, crosscity"                   # tauda.data.DATASETS (a test keeps them equal)
-PROTOCOL_NAMES = "cityscapes19, synthia16, synthia13, crosscity13, minicity10" # tauda.labels.PROTOCOLS
+# tauda.data.DATASETS and tauda.labels.PROTOCOLS, named without importing them (a test keeps them equal):
+DATASET_LAYOUTS = "gta5, synthia, cityscapes, crosscity"
+PROTOCOL_NAMES = "cityscapes19, synthia16, synthia13, crosscity13, minicity10"
 
 @command("check-data", "check a dataset copy and report what is wrong", run="tauda.checkdata.check_data_command",
          description="Check a dataset copy before training: unpaired, unreadable or wrongly formatted files, "

@@ -82,7 +82,7 @@ class Command:
 COMMANDS = Registry("command")
 
 def command(name: str, help: str, run: Callable | str, description: str = ""):
-    "Decorator on `arguments(parser)`: declare the sub-command `name` of `tauda`, run by `run` (a function or dotted path)."
+    "Decorator on `arguments(parser)`: declare the sub-command `name`, run by `run` (function or dotted path)."
     def add(arguments):
         COMMANDS.register(name, help)(Command(name, help, arguments, run, description or help))
         return arguments

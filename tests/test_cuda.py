@@ -41,7 +41,8 @@ def test_fp16_gradscaler_step_agrees_with_fp32(minicity, tmp_path):
 
 def test_channels_last_changes_the_layout_not_the_step(minicity, tmp_path):
     torch.manual_seed(0)
-    runs = {cl: _trainer(minicity, tmp_path/cl, "mini-source", f"channels_last={cl}", "amp=off") for cl in ("on", "off")}
+    runs = {cl: _trainer(minicity, tmp_path/cl, "mini-source", f"channels_last={cl}", "amp=off")
+            for cl in ("on", "off")}
     runs["on"].model.load_state_dict(runs["off"].model.state_dict())
     conv = next(m for m in runs["on"].model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
