@@ -68,7 +68,7 @@ def fresh_demo_folder(out: Path, methods=DEMO_METHODS) -> list:
 
 # %% ../nbs/api/08_commands.ipynb #p0a1b2c4
 # (seconds per iteration, seconds of set-up and evaluation) of each demo method, tiny net, batch 8, 2 idle cores
-DEMO_SECONDS = {"source": (0.05, 5.0), "minent": (0.08, 5.0), "stage1": (0.15, 5.0), "stage2": (0.22, 8.0)}
+DEMO_SECONDS = {"source": (0.05, 8.0), "minent": (0.075, 8.0), "stage1": (0.146, 8.0), "stage2": (0.21, 8.0)}
 
 def busy_hint() -> str:
     "A hint when other work keeps the cores busy (1-minute load average above the core count), else \"\"."
