@@ -172,8 +172,9 @@ def line_styles(palette, close: float = 40.0) -> list:
     return chosen
 
 # %% ../nbs/api/08_commands.ipynb #034a6110
-def predictions_figure(images, labels, predictions: dict, protocol: Protocol, scores: dict = {}, on: str = "") -> Figure:
+def predictions_figure(images, labels, predictions: dict, protocol: Protocol, scores=None, on: str = "") -> Figure:
     "Images `[n, 3, H, W]`, labels and each method's predictions `[n, H, W]` (row titles: `scores`); a class legend."
+    scores = scores or {}
     rows = {"camera image": images.permute(0, 2, 3, 1).numpy(), "label": [protocol.colourise(l) for l in labels],
             **{m: [protocol.colourise(p) for p in pred] for m, pred in predictions.items()}}
     n = len(images)
