@@ -79,6 +79,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'tauda.commands._finished': ('api/commands.html#_finished', 'tauda/commands.py'),
                                 'tauda.commands._is_run_directory': ('api/commands.html#_is_run_directory', 'tauda/commands.py'),
                                 'tauda.commands._where': ('api/commands.html#_where', 'tauda/commands.py'),
+                                'tauda.commands.busy_hint': ('api/commands.html#busy_hint', 'tauda/commands.py'),
                                 'tauda.commands.clock': ('api/commands.html#clock', 'tauda/commands.py'),
                                 'tauda.commands.configure': ('api/commands.html#configure', 'tauda/commands.py'),
                                 'tauda.commands.demo_command': ('api/commands.html#demo_command', 'tauda/commands.py'),

@@ -20,7 +20,7 @@ def _run_options(p, what: str):
                    help="import MODULE first (it may register target losses, threshold rules or methods); repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
-@command("demo", "train and evaluate every method on the embedded mini benchmark (CPU, about 4 minutes)",
+@command("demo", "train and evaluate every method on the embedded mini benchmark (about 3 minutes on 2 idle cores)",
          run="tauda.commands.demo_command",
          description="Write minicity once (in ~/.cache/tauda, or $TAUDA_CACHE), train source, minent, stage1 and "
                      "stage2 on it into OUT/<method>/ (an earlier demo's folders there are replaced), print one "
