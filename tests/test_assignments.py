@@ -105,10 +105,10 @@ def a4_honest(minicity, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def a4_submission(request):
+def a4_submission(request, tmp_path_factory):
     "The submission's record, or (grading the reference) the honest tiny entry."
     if (SUBMISSION/"record.json").is_file():
-        return a4.read(SUBMISSION), SUBMISSION, a4.Protocol(), SUBMISSION/"grader-runs", ""
+        return a4.read(SUBMISSION), SUBMISSION, a4.Protocol(), tmp_path_factory.mktemp("grader-runs"), ""
     if SUBMISSION != SOLUTIONS: pytest.skip(f"no record.json in {SUBMISSION}: no entry for assignment 4")
     return request.getfixturevalue("a4_honest")
 
