@@ -12,7 +12,7 @@ import torch
 
 # %% ../nbs/07a_thresholds.ipynb #t005
 def fixed_point(survival, b: float = 0.8, d: float = 8.0, tol: float = 1e-12) -> float:
-    "The threshold θ* in (0, 1) where `survival(θ*)` = b·θ*^d (bisection); `survival(t)`: share of confidences above t."
+    "The θ* in (0, 1) where `survival(θ*)` = b·θ*^d (bisection); `survival(t)`: the share of confidences above t."
     lo, hi = 0.0, 1.0
     while hi - lo > tol:
         mid = (lo + hi)/2

@@ -34,7 +34,8 @@ def reference_ufl(weak, strong, mask, w, focal, gamma=2.0):
 
 def views(dtype=torch.float32):
     g = torch.Generator().manual_seed(0)
-    weak, strong = torch.randn(2, 6, 5, 7, generator=g, dtype=dtype)*2, torch.randn(2, 6, 5, 7, generator=g, dtype=dtype)*2
+    weak = torch.randn(2, 6, 5, 7, generator=g, dtype=dtype)*2
+    strong = torch.randn(2, 6, 5, 7, generator=g, dtype=dtype)*2
     return weak, strong, torch.rand(2, 5, 7, generator=g) > 0.3, torch.rand(6, generator=g, dtype=dtype) + 0.5
 
 
@@ -81,10 +82,10 @@ def test_detach_focal_is_a_checked_config_field_that_reaches_the_loss(stage1_run
     source = stage1_run.config.init
     runs = {}
     for detach in (False, True):
-        cfg = apply_overrides(get_preset("mini-stage1"), [f"data_root={stage1_run.data}", f"init={source}",
-                                                          f"method.detach_focal={str(detach).lower()}", "method.tau0=0.5",
-                                                          "schedule.iterations=2", "schedule.log_every=1",
-                                                          "data.batch_size=2", "log.tensorboard=false"])
+        sets = [f"data_root={stage1_run.data}", f"init={source}", f"method.detach_focal={str(detach).lower()}",
+                "method.tau0=0.5", "schedule.iterations=2", "schedule.log_every=1", "data.batch_size=2",
+                "log.tensorboard=false"]
+        cfg = apply_overrides(get_preset("mini-stage1"), sets)
         trainer = Trainer(cfg, tmp_path/str(detach), progress=False)
         assert trainer.method.target.detach_focal is detach
         trainer.fit()
