@@ -93,6 +93,7 @@ class MethodConfig:
     target_head_weights: tuple = () # weight of each head in the target term; () = the model's head_weights
     focal: str = "adaptive"         # adaptive: (1 − q_ŷ)^γ | consistency: |p̄_ŷ − q_ŷ|^γ
     gamma: float = 2.0
+    detach_focal: bool = False      # φ as a constant weight (True) or with its gradient (False: the authors' code)
     class_weights: str = "none"     # none | tufl_middle | source_freq, for the source cross-entropy and the UFL
     threshold: str = "adaptive"     # a key of tauda.ufl.THRESHOLD_RULES or a dotted path: adaptive | fixed
     tau0: float = 0.8               # initial (or fixed) threshold
@@ -107,6 +108,7 @@ class MethodConfig:
     lambda_mix: float = 1.0         # stage2: weight of the mixed-image loss (the released example used 0.5)
     long_tail_p: float = 0.3        # stage2: chance of long-tail class pasting per sample
     long_tail_classes: tuple = (2, 4)  # stage2: how many extra classes are pasted (uniform, inclusive)
+    longtail_temperature: float = 1.0  # stage2: paste classes with softmax(1/(T·θ)); 1 = the paper's softmax(1/θ)
     pseudo_conf: float = 0.968      # stage2: DACS confidence for the target pixels' weight
     # stage2: start from stage one's thresholds (False: restart at tau0, as the authors' code)
     resume_thresholds: bool = False
@@ -216,6 +218,7 @@ CHECKS = [  # (key, test, what is expected); every key's type is already right
       for k in ("data.source_size", "data.target_size")],
     ("data.scales", lambda v: len(v) > 0 and all(x > 0 for x in v), "one or more positive factors"),
     *[(k, lambda v: v > 0, "a positive number") for k in ("optim.lr", "optim.head_lr_mult")],
+    ("method.longtail_temperature", lambda v: v > 0, "a positive number (1: the paper's softmax(1/θ))"),
     ("optim.momentum", _within(0, 1, False), "in [0, 1)"),
     ("method.tau0", _within(0, 1, False), "in [0, 1)"),
     ("method.b", lambda v: 0 < v <= 1, "in (0, 1]"),

@@ -118,7 +118,8 @@ class TargetAdaptation(Method):
         m = cfg.method
         self.weight = getattr(m, self.weight_field)
         self.target = TARGET_LOSSES.build(m.target_loss or self.default_target_loss, class_weights=self.class_weights,
-                                          focal=m.focal, gamma=m.gamma, num_classes=protocol.num_classes)
+                                          focal=m.focal, gamma=m.gamma, detach_focal=m.detach_focal,
+                                          num_classes=protocol.num_classes)
         uses_strong = getattr(self.target, "uses_strong_view", False)
         self.rule = THRESHOLD_RULES.build(m.threshold, protocol.num_classes, tau0=m.tau0, b=m.b, beta=m.beta,
                                           d=m.d) if uses_strong else None
@@ -211,7 +212,8 @@ class StageTwo(StageOne):
         m = cfg.method
         index = ClassImageIndex.of(source_dataset, progress=progress) if m.mixer == "cim" else None
         self.mixer = MIXERS.build(m.mixer, source_dataset, index, long_tail_p=m.long_tail_p,
-                                  long_tail_classes=m.long_tail_classes, pseudo_conf=m.pseudo_conf, views=cfg.views)
+                                  long_tail_classes=m.long_tail_classes, pseudo_conf=m.pseudo_conf, views=cfg.views,
+                                  longtail_temperature=m.longtail_temperature)
         self.teacher = None
 
     def used_fields(self) -> tuple:
