@@ -108,7 +108,8 @@ def build_config(run: Run, seed: int, overrides=(), data_root: str = ""):
 RESULT_FREE_KEYS = ("data_root", "init", "device", "data.worker_timeout")
 # fields added after the records were written, with the value that trains exactly as before they existed:
 # at that value a field is left out, so the stored records keep their fingerprints
-NEUTRAL_DEFAULTS = {"method.detach_focal": False, "method.longtail_temperature": 1.0}
+NEUTRAL_DEFAULTS = {"method.detach_focal": False, "method.longtail_temperature": 1.0, "method.head_masks": "main",
+                    "model.align_corners": False, "data.city": ""}
 
 def _fingerprint(cfg, parent: str = "") -> str:
     d = to_dict(cfg)
