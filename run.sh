@@ -63,6 +63,25 @@ case "${1:-}" in
     [ -x "$VENV/bin/jupyter-nbconvert" ] || setup
     out=_html
     if [ "${1:-}" = "--out" ]; then out=$2; shift 2; fi
+    # the pages go only into a folder that is new, empty or an earlier build's (its .tauda-output.json says so)
+    "$VENV/bin/python" - "$out" <<'PY' || exit 2
+import json, os, sys, time
+from pathlib import Path
+out = Path(sys.argv[1]); marker = out/".tauda-output.json"
+def refuse(why): sys.exit(f"run.sh html: error: --out {out}: {why}")
+if out.is_symlink() and not out.exists(): refuse(f"a dangling symbolic link (to {os.readlink(out)})")
+if out.exists() and not out.is_dir(): refuse("is a file, not a folder")
+if out.is_dir() and any(out.iterdir()):
+    try: own = json.loads(marker.read_text()).get("command") == "html"
+    except (OSError, ValueError, AttributeError):  # built before folders carried a marker: pages only
+        own = not marker.exists() and all(p.is_dir() or p.suffix == ".html" for p in out.rglob("*"))
+    if not own: refuse("not empty and not pages of run.sh html (no .tauda-output.json of html); choose another --out")
+out.mkdir(parents=True, exist_ok=True)
+tmp = out/f".tauda-output.json.tmp{os.getpid()}"
+tmp.write_text(json.dumps({"tauda": 1, "command": "html", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                           "files": [], "folders": [], "outputs": []}, indent=1))
+os.replace(tmp, marker)
+PY
     if [ $# -eq 0 ]; then
       set -- $(cd nbs && ls *.ipynb api/*.ipynb assignments/*.ipynb 2>/dev/null)
     fi

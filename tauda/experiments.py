@@ -7,7 +7,6 @@ __all__ = ['ASSIGNMENT_RUNS', 'experiment', 'run_log', 'evaluate_checkpoint', 's
 
 # %% ../nbs/api/07_experiments.ipynb #c003
 import hashlib
-import shutil
 from pathlib import Path
 
 import torch
@@ -35,9 +34,9 @@ def experiment(name: str, preset: str, *overrides, root=ASSIGNMENT_RUNS, cached:
     request = _request(cfg)
     if cached and read_record(out/"experiment.json") == request and (report := read_record(out/"eval.json")):
         return report
-    shutil.rmtree(out, ignore_errors=True)
-    report = Trainer(cfg, out, progress=False).fit()
-    write_json(out/"experiment.json", request)
+    trainer = Trainer(cfg, out, progress=False, restart=True)  # an earlier run there goes: its own files only
+    report = trainer.fit()
+    write_json(trainer.owner.add("experiment.json").folder/"experiment.json", request)
     print(f"{name}: target mIoU {report['target']['miou']}")
     return report
 
