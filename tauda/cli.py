@@ -25,12 +25,12 @@ import tauda.checkdata  # noqa: F401 -- registers `check-data`
 import tauda.pseudo     # noqa: F401 -- registers `pseudo-label`
 import tauda.study      # noqa: F401 -- registers `study`
 from .checkpoint import CheckpointError, load_for_inference, read_checkpoint, write_json
-from .config import ConfigError, PRESETS, apply_overrides, config_changes, from_dict, get_preset
-from .data import DataError
+from .config import ConfigError, PRESETS, apply_overrides, check_config, config_changes, from_dict, get_preset
+from .data import DataError, default_cache
 from .labels import get_protocol
 from .methods import METHODS, stage_chain
 from .metrics import format_table
-from .minicity import ensure_minicity
+from .minicity import MinicitySpec, ensure_minicity
 from .outputs import OutputError, adopt, check_output, claim, read_json
 from .registry import COMMANDS, RegistryError, command
 from .runtime import TrainingError
@@ -51,8 +51,15 @@ def run_demo(out="runs/demo", seed: int = 0, iterations: int = 0, progress: bool
              methods=DEMO_METHODS, resume: bool = False) -> dict:
     "Train and evaluate each of `methods` on minicity; print the tables; return `{method: report}`."
     out = check_output(out, "demo folder")
-    owner = claim(out, "demo", "demo folder", [ensure_minicity(progress=progress)]).lock("demo folder")
-    try: return _demo(owner, out, seed, iterations, progress, methods, resume)
+    for method in methods: check_config(demo_config(method, out, seed, iterations))  # a bad --seed: before anything
+    owner = claim(out, "demo", "demo folder", [default_cache()/f"minicity-{MinicitySpec().fingerprint()}"])
+    try:
+        owner.lock("demo folder")
+        ensure_minicity(progress=progress)
+        return _demo(owner, out, seed, iterations, progress, methods, resume)
+    except BaseException:
+        owner.abandon()
+        raise
     finally: owner.release()
 
 def _demo(owner, out: Path, seed, iterations, progress, methods, resume) -> dict:

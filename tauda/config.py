@@ -143,7 +143,7 @@ def _number(key: str, value, kind=None):
         try: value = parse(value.strip()); break
         except ValueError: pass
     if not _is_number(value): return None
-    if isinstance(value, float) and not math.isfinite(value): raise ConfigError(f"{key}: {value} is not a finite number")
+    if value in (math.inf, -math.inf) or value != value: raise ConfigError(f"{key}: {value} is not a finite number")
     if kind is int: return int(value) if isinstance(value, int) or value.is_integer() else None
     try: return float(value) if kind is float else value
     except OverflowError: raise ConfigError(f"{key}: {value} is not a finite number (too large)") from None
@@ -223,7 +223,7 @@ CHECKS = [  # (key, test, what is expected); every key's type is already right
     *[(k, lambda v: v == () or _is_size(v), "(height, width): two positive integers, or [] for no resizing")
       for k in ("data.source_size", "data.target_size")],
     ("data.scales", lambda v: len(v) > 0 and all(x > 0 for x in v), "one or more positive factors"),
-    *[(k, lambda v: v > 0, "a positive number") for k in ("optim.lr", "optim.head_lr_mult")],
+    *[(k, lambda v: 0 < v < 1e6, "a positive number below 1e6") for k in ("optim.lr", "optim.head_lr_mult")],
     ("optim.momentum", _within(0, 1, False), "in [0, 1)"),
     ("method.tau0", _within(0, 1, False), "in [0, 1)"),
     ("method.b", lambda v: 0 < v <= 1, "in (0, 1]"),
@@ -396,5 +396,5 @@ def import_user_modules(names: str):
     "Import the comma-separated modules in `names` (they register their own losses, rules or methods)."
     for name in filter(None, (n.strip() for n in names.split(","))):
         try: importlib.import_module(name)
-        except (ImportError, SyntaxError) as e:
+        except Exception as e:  # not found, a syntax error, or an error its own code raises while it is imported
             raise ConfigError(f"cannot import {name!r} (from `imports`/--import): {type(e).__name__}: {e}") from e

@@ -366,7 +366,8 @@ def _cache_file(dataset, name: str):
             return folder/f"{name}-{dataset.protocol.name}-{key}.npy"
         except OSError: continue
     raise DataError(f"no writable folder for the label statistics of {Path(dataset.labels[0]).parent}: neither "
-                    f"{beside} nor the cache folder {default_cache()} can be written; set TAUDA_CACHE to a writable folder")
+                    f"{beside} nor the cache folder {default_cache()} can be written; set TAUDA_CACHE to a "
+                    "writable folder")
 
 # %% ../nbs/01_data.ipynb #c048
 def label_statistics(dataset, progress: bool = False) -> np.ndarray:

@@ -47,7 +47,7 @@ def read_json(path, kind: str, keys=(), error=OutputError) -> dict:
     return value
 
 def read_jsonl(path, kind: str = "log", error=OutputError) -> list:
-    "The objects of a JSON-lines file; a last line cut short by a killed writer is left out, another bad line is `error`."
+    "The objects of a JSON-lines file; a last line cut short by a killed writer is left out, other bad lines: `error`."
     lines = Path(path).read_bytes().decode("utf-8", errors="replace").splitlines()
     records = []
     for number, line in enumerate(lines, 1):
@@ -86,7 +86,7 @@ def check_place(path, what: str, datasets=()):
     marks = [m for m in SOURCE_MARKS if (real/m).exists()]
     if marks: raise OutputError(f"{what} {path} is a source tree (it holds {marks[0]}); choose another --out")
 
-def check_output(path, what: str = "output folder", datasets=()) -> Path:
+def check_output(path, what: str = "output folder", datasets=(), place: bool = True) -> Path:
     "Refuse, before any work, a folder `path` that tauda cannot or may not write into; returns `path` (not created)."
     path = Path(path)
     for p in (path, *path.parents):
@@ -97,14 +97,14 @@ def check_output(path, what: str = "output folder", datasets=()) -> Path:
         raise OutputError(f"{what} {path}: cannot be created, {existing} is a file" if existing != path
                           else f"{what} {path}: is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK): raise OutputError(f"{what} {path}: {existing} is not writable")
-    check_place(path, what, datasets)
+    if place: check_place(path, what, datasets)
     return path
 
 def check_output_file(path, what: str, datasets=(), own=lambda path: False) -> Path:
     "Refuse a file `path` tauda may not write: a folder, in a dataset or source tree, or an existing file not `own`."
     path = Path(path)
     if path.is_dir(): raise OutputError(f"{what} {path}: is a folder, not a file")
-    check_output(path.parent, what, datasets)
+    check_output(path.parent, what, place=False)  # a file beside a dataset or in a project's folder is fine
     check_place(path, what, datasets)
     if (path.exists() or path.is_symlink()) and not own(path):
         raise OutputError(f"{what} {path} exists and is not a file tauda wrote: tauda replaces only its own files; "
@@ -176,9 +176,7 @@ class Output:
 
     def lock(self, what: str = "output folder") -> "Output":
         "Hold the folder's lock until `release` (the OS releases it when the process ends, kill -9 included)."
-        if self._lock is None and writes():
-            self._lock = _acquire(self.folder/LOCK, f"{what} {self.folder}")
-            self.add(LOCK)
+        if self._lock is None and writes(): self._lock = _acquire(self.folder/LOCK, f"{what} {self.folder}")
         return self
 
     def release(self):
@@ -201,31 +199,29 @@ def clear(self: Output):
         if marker: Output(sub, marker).lock().remove()
     for name in self.names("folders"):
         if not (self.folder/name).is_symlink(): shutil.rmtree(self.folder/name, ignore_errors=True)
-    files = [self.folder/n for n in self.names() if n != LOCK]
+    files = [self.folder/n for n in self.names()]
     self.remove_temporaries()
     for path in files: path.unlink(missing_ok=True)
     for folder in sorted({p.parent for p in files if p.parent != self.folder}, key=lambda p: -len(p.parts)):
         try: folder.rmdir()  # only if empty
         except OSError: pass
-    keep = [LOCK] if LOCK in self.names() else []
-    self.marker.update(new_marker(self.command, self.marker.get("about")), files=keep)
+    self.marker.update(new_marker(self.command, self.marker.get("about")))
     self.save()
 
 @patch
 def remove(self: Output):
-    "Clear, then remove the marker, the lock and the folder itself if nothing else is left in it."
+    "Clear; then, if nothing else is left (a user's file keeps the folder an output), the marker, lock and folder."
     self.clear()
-    for name in (MARKER, LOCK): (self.folder/name).unlink(missing_ok=True)
     self.release()
-    try: self.folder.rmdir()
-    except OSError: pass
+    if {p.name for p in self.folder.iterdir()} <= {MARKER, LOCK}:
+        for name in (MARKER, LOCK): (self.folder/name).unlink(missing_ok=True)
+        self.folder.rmdir()
 
 @patch
 def abandon(self: Output):
     "Undo a claim that wrote nothing yet: its marker and lock go (and the folder, if the claim created it)."
     self.release()
-    if not (self.new and writes()) or [n for n in self.names() if n != LOCK] or self.names("folders") \
-            or self.names("outputs"): return
+    if not (self.new and writes()) or self.names() or self.names("folders") or self.names("outputs"): return
     for name in (MARKER, LOCK): (self.folder/name).unlink(missing_ok=True)
     if self.created:
         try: self.folder.rmdir()
@@ -275,13 +271,13 @@ def claim(folder, command: str, what: str = "output folder", datasets=(), about=
     output.created = not folder.exists()
     try: folder.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise OutputError(f"{what} {folder}: cannot be created ({e.strerror or e})") from e
-    output.save()
+    if not (folder/MARKER).exists(): output.save()  # a folder of its own is left as it is (a refusal changes nothing)
     return output
 
 # %% ../nbs/api/03a_outputs.ipynb #o-stopped
 @contextmanager
 def stopped_at(describe):
-    "On Ctrl-C (or SIGTERM) in the block, note on the interrupt where the command stopped: `describe()`, innermost first."
+    "On Ctrl-C (or SIGTERM) in the block, note on the interrupt where the command stopped (`describe()`; innermost)."
     try: yield
     except KeyboardInterrupt as e:
         if not getattr(e, "where", ""):

@@ -146,9 +146,11 @@ def _legacy_export(out: Path):
 # %% ../nbs/api/06_pseudo.ipynb #c018
 def _check_options(batch_size, num_workers, worker_timeout):
     if batch_size is not None and not 1 <= batch_size <= 4096:
-        raise ConfigError(f"--batch-size: expected at least 1 (and at most 4096), got {batch_size}")
+        raise ConfigError(f"--batch-size: expected {'at least 1' if batch_size < 1 else 'at most 4096'}, "
+                          f"got {batch_size}")
     if num_workers is not None and not 0 <= num_workers <= 256:
-        raise ConfigError(f"--num-workers: expected 0 or more (and at most 256), got {num_workers}")
+        raise ConfigError(f"--num-workers: expected {'0 or more' if num_workers < 0 else 'at most 256'}, "
+                          f"got {num_workers}")
     if worker_timeout is not None and worker_timeout < 0:
         raise ConfigError(f"--worker-timeout: expected 0 or more, got {worker_timeout:g}")
 
@@ -164,11 +166,10 @@ def _stored_pixels(paths: list, stored: list, protocol: Protocol) -> np.ndarray:
 
 def _begin(out: Path, manifest: dict, overwrite: bool) -> list:
     "Record the export in `out` (the old one's own files go with `overwrite`); its files, temporaries removed."
+    check_manifest(out, manifest, overwrite)
     old = None
     try: old = read_manifest(out)
-    except OutputError:
-        if not overwrite: raise
-    check_manifest(out, manifest, overwrite)
+    except OutputError: pass  # with overwrite, a damaged manifest is replaced (without it: refused just above)
     paths = [output_paths(out, manifest["split"], Path(name), manifest["colour"]) for name in manifest["outputs"]]
     new = {q for p in paths for q in p.values()}
     if overwrite and old:

@@ -34,7 +34,7 @@ def is_main_process() -> bool:
     return rank_and_world()[0] == 0
 
 def resolve_device(name: str) -> torch.device:
-    "`auto` → CUDA when available, else CPU; `cpu`, `cuda`, `cuda:N` (`mps` on a Mac that has it); else `ConfigError`."
+    "`auto` → CUDA when available, else CPU; `cpu`, `cuda`, `cuda:N` (`mps` on a Mac with it); else `ConfigError`."
     if name == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try: device = torch.device(name)
     except RuntimeError as e:

@@ -27,9 +27,10 @@ from .methods import build_method, init_requirement
 from .metrics import evaluate, miou_report
 from .minicity import ensure_minicity
 from .models import build_model, param_groups
-from .outputs import LOCK, Output, OutputError, check_output, claim, read_jsonl, stopped_at
+from .outputs import Output, OutputError, check_output, claim, read_jsonl, stopped_at
 from .runtime import (TrainingError, autocast, autocast_dtype, barrier, check_same_on_all_ranks, grad_scaler,
-                           log_images, log_scalars, main_process_first, out_of_memory_advice, rank_and_world, setup_distributed, tensorboard_writer, use_channels_last, wrap_distributed)
+                           log_images, log_scalars, main_process_first, out_of_memory_advice, rank_and_world,
+                           setup_distributed, tensorboard_writer, use_channels_last, wrap_distributed)
 
 # %% ../nbs/10_train.ipynb #f73a9af9
 class Trainer:
@@ -135,7 +136,7 @@ def claim_run(out: Path, cfg: Config, resume: bool = False, restart: bool = Fals
     "Claim and lock the run directory `out`: new, empty, or its own run (continued: `resume`; replaced: `restart`)."
     about = {"method": cfg.method.name, "model": cfg.model.name, "protocol": cfg.data.protocol, "seed": cfg.seed}
     owner = claim(out, "train", "run directory", run_datasets(cfg), about).lock("run directory")
-    started = [n for n in owner.names() if n != LOCK] + owner.names("folders")
+    started = owner.names() + owner.names("folders")
     if started and not (resume or restart):
         owner.release()
         raise OutputError(f"run directory {out} already holds a run ({_progress(out)}): continue it with --resume, "

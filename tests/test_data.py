@@ -194,3 +194,12 @@ def test_check_data_command_exit_codes(tmp_path, capsys):
     assert run(["check-data", "nosuchlayout", str(tmp_path)]) == 2
     assert run(["check-data"]) == 2
     assert run(["check-data", "gta5", str(tmp_path), "--protocol", "nosuch"]) == 2
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])  # utf-16: with its byte-order mark
+def test_split_files_in_utf8_or_with_a_byte_order_mark(tmp_path, encoding):
+    "A split file saved by an editor that adds a byte-order mark (UTF-8 or UTF-16, CRLF lines) lists the same images."
+    write_fixture("gta5", tmp_path/"gta5", n=3)
+    (tmp_path/"gta5"/"train.txt").write_bytes("00002.png\r\n00003.png\r\n".encode(encoding))
+    dataset = build_dataset("gta5", tmp_path/"gta5", "train", CITYSCAPES19, None)
+    assert [p.name for p in dataset.images] == ["00002.png", "00003.png"]
