@@ -372,9 +372,11 @@ def _cache_file(dataset, name: str):
 # %% ../nbs/01_data.ipynb #c048
 def label_statistics(dataset, progress: bool = False) -> np.ndarray:
     "Pixel count of each class in each label of `dataset`: `[N, C]` int64 (cached)."
-    path = _cache_file(dataset, "class-pixels")
-    if path.is_file(): return np.load(path)
-    C = dataset.protocol.num_classes
+    path, C = _cache_file(dataset, "class-pixels"), dataset.protocol.num_classes
+    try:
+        counts = np.load(path) if path.is_file() else None
+        if counts is not None and counts.shape == (len(dataset.labels), C): return counts
+    except (OSError, ValueError, EOFError): pass  # a cache file cut short or of another kind is counted again
     counts = np.zeros((len(dataset.labels), C), dtype=np.int64)
     labels = tqdm(dataset.labels, desc="counting source labels", disable=not progress, leave=False)
     for i, label_path in enumerate(labels):

@@ -305,9 +305,9 @@ def test_weights_that_are_no_longer_finite_are_never_saved(data, tmp_path):
 # ---------------------------------------------------------------- kill -9 of a pseudo-label export
 
 def _tree(out: Path) -> dict:
-    "Every output file at its final name (no manifest, no temporary), by relative path: (mtime, bytes)."
+    "Every output file at its final name (no manifest, marker, lock or temporary), by relative path: (mtime, bytes)."
     return {p.relative_to(out): (p.lstat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*")
-            if p.is_file() and p.name != MANIFEST and ".tmp" not in p.name}
+            if p.is_file() and p.name not in (MANIFEST, ".tauda-output.json", ".tauda-lock") and ".tmp" not in p.name}
 
 
 def test_kill_9_during_a_pseudo_label_export_then_resume_redoes_nothing_and_loses_nothing(data, source_checkpoint,
