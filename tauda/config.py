@@ -214,7 +214,7 @@ CHECKS = [  # (key, test, what is expected); every key's type is already right
     *[(k, _finite, "finite numbers") for k in _keys(Config())],  # a config built in Python skips the parsing
     *[(k, _at_least(1), "at least 1")
       for k in ("schedule.iterations", "schedule.log_every", "schedule.checkpoint_every", "schedule.eval_batch_size",
-                "data.batch_size")],
+                "data.batch_size", "model.width")],
     *[(k, _at_least(0), "0 or more")
       for k in ("data.worker_timeout", "log.images_every", "log.eval_every", "optim.weight_decay",
                 "optim.poly_power", "method.lambda_ent", "method.lambda_u", "method.lambda_mix", "method.gamma",
@@ -232,8 +232,8 @@ CHECKS = [  # (key, test, what is expected); every key's type is already right
     ("method.long_tail_classes", lambda v: len(v) == 2 and all(isinstance(x, int) for x in v) and 0 <= v[0] <= v[1],
      "(fewest, most): two integers, 0 <= fewest <= most"),
     ("method.target_head_weights", lambda v: all(x >= 0 for x in v), "weights of 0 or more"),
-    ("seed", _within(0, 2**63 - 1), "0 <= seed < 2^63, what NumPy's and torch's generators take"),
-    ("data.num_workers", _within(0, 256), "0 to 256 processes"), ("model.width", _within(1, 4096), "1 to 4096"),
+    ("seed", _within(0, 2**63 - 1), "0 <= seed < 2^63"), ("data.num_workers", _within(0, 256), "0 to 256 processes"),
+    *[(k, lambda v: v <= 4096, "at most 4096") for k in ("data.batch_size", "schedule.eval_batch_size", "model.width")],
     *[(f"views.{k}", _within(0, 1), "in [0, 1]") for k in ("brightness", "contrast", "saturation", "sharpness",
                                                            "shadow_p", "noise_p", "blur_p", "equalize_p", "flip_p")],
     *[(f"views.{k}", _within(0, 180), "degrees in [0, 180]") for k in ("rotation", "shear")],

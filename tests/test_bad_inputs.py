@@ -473,6 +473,8 @@ CASES = [
      ["optim.lr: 1000", "is not a finite number (too large)"]),
     ("negative seed", lambda e: train(e, "seed=-1"), 2, ["seed=-1 (expected 0 <= seed < 2^63"]),
     ("seed beyond the generators", lambda e: train(e, f"seed={2**64}"), 2, [f"seed={2**64} (expected 0 <= seed"]),
+    ("a batch of a hundred thousand images", lambda e: train(e, "data.batch_size=100000"), 2,
+     ["data.batch_size=100000 (expected at most 4096)"]),
     ("a hundred thousand loader workers", lambda e: train(e, "data.num_workers=100000"), 2,
      ["data.num_workers=100000 (expected 0 to 256 processes)"]),
     ("a probability above 1 in the strong view", lambda e: train(e, "views.flip_p=1.5"), 2,
