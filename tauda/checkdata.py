@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .data import DATASETS, DEFAULT_PROTOCOLS, DataError, LabelFormatError, _dataset_class
+from .data import DEFAULT_PROTOCOLS, DataError, LabelFormatError, _dataset_class
+from .checkpoint import write_json
 from .labels import IGNORE, PROTOCOLS, get_protocol
+from .outputs import OutputError, check_output_file, read_json
 
 # %% ../nbs/api/05_checkdata.ipynb #c028
 PROBLEM_KINDS = {
@@ -131,13 +133,21 @@ def check_data(layout: str, root, protocol=None, split=None, workers: int = 4) -
 # %% ../nbs/api/05_checkdata.ipynb #c037
 def check_data_command(args) -> int:
     "`tauda check-data DATASET ROOT`: print the report; exit status 0 = no problem, 1 = problems found."
-    if args.json and not Path(args.json).parent.is_dir():  # say so before a long check, not after it
-        raise DataError(f"--json {args.json}: {Path(args.json).parent} is not a folder")
+    if not 1 <= args.workers <= 256: raise DataError(f"--workers: expected 1 to 256, got {args.workers}")
+    if args.json:  # say so before a long check, not after it
+        if not Path(args.json).parent.is_dir():
+            raise DataError(f"--json {args.json}: {Path(args.json).parent} is not a folder")
+        check_output_file(args.json, "--json", [args.root], own=_is_report)
     if args.protocol and args.protocol not in PROTOCOLS:
         raise DataError(f"--protocol {args.protocol}: no such class protocol; choose one of {', '.join(PROTOCOLS)}")
     report = check_data(args.dataset, args.root, args.protocol, args.split, args.workers)
     print(report.format())
     if args.json:
-        try: Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))
+        try: write_json(args.json, report.to_dict())
         except OSError as e: raise DataError(f"cannot write {args.json} ({e.strerror or e})") from e
     return 0 if report.ok else 1
+
+def _is_report(path) -> bool:
+    "Is the file `path` a report of `check-data --json` (which a new report may replace)?"
+    try: return bool(read_json(path, "a check-data report", ("layout", "root", "problems", "ok")))
+    except (OutputError, OSError): return False

@@ -11,6 +11,7 @@ __all__ = ['CHECKS', 'MINICITY_DATA', 'PRESETS', 'MINI_LR', 'MINI_LAMBDA_ENT', '
 # %% ../nbs/api/01_config.ipynb #c003
 import difflib
 import importlib
+import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
@@ -144,20 +145,30 @@ def _keys(cfg, prefix="") -> list:
 
 def _is_number(value) -> bool: return isinstance(value, (int, float)) and not isinstance(value, bool)
 
+def _number(key: str, value, kind=None):
+    "`value` (a number, or text as people write one: 1e-3, 1E-3, .5, 3., 1_000) as a finite `kind`, else `None`."
+    for parse in (int, float) if isinstance(value, str) else ():  # Python's spellings: YAML 1.1 reads 1e-3 as text
+        try: value = parse(value.strip()); break
+        except ValueError: pass
+    if not _is_number(value): return None
+    if value in (math.inf, -math.inf) or value != value: raise ConfigError(f"{key}: {value} is not a finite number")
+    if kind is int: return int(value) if isinstance(value, int) or value.is_integer() else None
+    try: return float(value) if kind is float else value
+    except OverflowError: raise ConfigError(f"{key}: {value} is not a finite number (too large)") from None
+
 def _convert(key: str, value, current):
     "`value` as the type of the field that holds `current` (an int is accepted for a float, a list for a tuple)."
     kind = type(current)
     if kind is bool:
         if isinstance(value, bool): return value
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool): return value
-    elif kind is float:
-        if _is_number(value): return float(value)
+    elif kind in (int, float):
+        if (number := _number(key, value, kind)) is not None: return number
     elif kind is str:
         if value is None: return ""
         if isinstance(value, (str, int, float)) and not isinstance(value, bool): return str(value)
     elif kind is tuple:
-        if isinstance(value, (list, tuple)) and all(_is_number(v) for v in value): return tuple(value)
+        items = [_number(key, v) for v in value] if isinstance(value, (list, tuple)) else [None]
+        if None not in items: return tuple(items)
     raise ConfigError(f"{key}: expected {kind.__name__} (e.g. {current!r}), got {value!r}")
 
 def _unknown_key(key: str, valid: list) -> ConfigError:
@@ -204,20 +215,23 @@ def apply_overrides(cfg, overrides) -> "Config":
 def _is_size(v) -> bool: return len(v) == 2 and all(isinstance(x, int) and x > 0 for x in v)
 def _at_least(low): return lambda v: v >= low
 def _within(low, high, closed_high=True): return lambda v: low <= v <= high if closed_high else low <= v < high
+def _ordered(low, high): return lambda v: len(v) == 2 and low <= v[0] <= v[1] <= high
+def _finite(v) -> bool: return all(math.isfinite(x) for x in (v if isinstance(v, tuple) else (v,)) if _is_number(x))
 
 CHECKS = [  # (key, test, what is expected); every key's type is already right
+    *[(k, _finite, "finite numbers") for k in _keys(Config())],  # a config built in Python skips the parsing
     *[(k, _at_least(1), "at least 1")
       for k in ("schedule.iterations", "schedule.log_every", "schedule.checkpoint_every", "schedule.eval_batch_size",
-                "data.batch_size")],
+                "data.batch_size", "model.width")],
     *[(k, _at_least(0), "0 or more")
-      for k in ("data.num_workers", "data.worker_timeout", "log.images_every", "log.eval_every", "optim.weight_decay",
+      for k in ("data.worker_timeout", "log.images_every", "log.eval_every", "optim.weight_decay",
                 "optim.poly_power", "method.lambda_ent", "method.lambda_u", "method.lambda_mix", "method.gamma",
-                "method.d")],
+                "method.d", "views.noise_std")],
     ("data.crop", _is_size, "(height, width): two positive integers"),
     *[(k, lambda v: v == () or _is_size(v), "(height, width): two positive integers, or [] for no resizing")
       for k in ("data.source_size", "data.target_size")],
     ("data.scales", lambda v: len(v) > 0 and all(x > 0 for x in v), "one or more positive factors"),
-    *[(k, lambda v: v > 0, "a positive number") for k in ("optim.lr", "optim.head_lr_mult")],
+    *[(k, lambda v: 0 < v < 1e6, "a positive number below 1e6") for k in ("optim.lr", "optim.head_lr_mult")],
     ("method.longtail_temperature", lambda v: v > 0, "a positive number (1: the paper's softmax(1/θ))"),
     ("optim.momentum", _within(0, 1, False), "in [0, 1)"),
     ("method.tau0", _within(0, 1, False), "in [0, 1)"),
@@ -228,6 +242,13 @@ CHECKS = [  # (key, test, what is expected); every key's type is already right
      "(fewest, most): two integers, 0 <= fewest <= most"),
     ("method.target_head_weights", lambda v: all(x >= 0 for x in v), "weights of 0 or more"),
     ("method.head_masks", lambda v: v in ("main", "own"), "main or own"),
+    ("seed", _within(0, 2**63 - 1), "0 <= seed < 2^63"), ("data.num_workers", _within(0, 256), "0 to 256 processes"),
+    *[(k, lambda v: v <= 4096, "at most 4096") for k in ("data.batch_size", "schedule.eval_batch_size", "model.width")],
+    *[(f"views.{k}", _within(0, 1), "in [0, 1]") for k in ("brightness", "contrast", "saturation", "sharpness",
+                                                           "shadow_p", "noise_p", "blur_p", "equalize_p", "flip_p")],
+    *[(f"views.{k}", _within(0, 180), "degrees in [0, 180]") for k in ("rotation", "shear")],
+    *[(f"views.{k}", _ordered(low, high), f"(low, high) with {low} <= low <= high <= {high}")
+      for k, low, high in (("shadow", 0, 1), ("blur_sigma", 0, 100), ("scale", 0.01, 100))],
 ]
 
 def _get(cfg, key: str):
@@ -264,7 +285,7 @@ def _flatten(d: dict, prefix="") -> dict:
     out = {}
     for k, v in d.items():
         if isinstance(v, dict): out.update(_flatten(v, f"{prefix}{k}."))
-        else: out[prefix + k] = v
+        else: out[f"{prefix}{k}"] = v
     return out
 
 MINICITY_DATA = {"gta5": "minicity-simulator", "cityscapes": "minicity-camera"}  # layout -> minicity's data in it
@@ -292,21 +313,24 @@ def _from_written(d: dict) -> dict:
 
 def from_dict(d: dict) -> Config:
     "A `Config` from a nested dict (`to_dict`'s, or as `config.yaml` shows it), checking every key and type."
+    if not isinstance(d, dict): raise ConfigError(f"a config is a mapping of settings, not a {type(d).__name__}")
     cfg = Config()
     for key, value in _flatten(_from_written(d)).items(): set_key(cfg, key, value)
     return cfg
 
 def save_config(cfg: Config, path, method_fields=None) -> Path:
-    "Write `config.yaml`: `as_written(cfg, method_fields)`, after a comment saying how to read it."
-    path, note = Path(path), "" if method_fields is None else \
-        "; method: only the fields its method reads (the others keep their defaults)"
-    path.write_text(f"# tauda run config (tauda.config.load_config reads it){note}\n" +
-                    yaml.safe_dump(as_written(cfg, method_fields), sort_keys=False))
-    return path
+    "Write `config.yaml` atomically: `as_written(cfg, method_fields)`, after a comment saying how to read it."
+    from tauda.checkpoint import write_atomic  # the one atomic writer (its chapter comes after this one)
+    note = "" if method_fields is None else "; method: only the fields its method reads (others: their defaults)"
+    text = f"# tauda run config (tauda.config.load_config reads it){note}\n" + \
+        yaml.safe_dump(as_written(cfg, method_fields), sort_keys=False)
+    return write_atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 def load_config(path) -> Config:
-    "The config of a `config.yaml` (any version's form)."
-    return from_dict(yaml.safe_load(Path(path).read_text()) or {})
+    "The config of a `config.yaml` (any version's form); a truncated, foreign or bad file is a `ConfigError`."
+    try: return from_dict(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+    except (yaml.YAMLError, UnicodeDecodeError, ConfigError) as e:
+        raise ConfigError(f"{path}: not a valid config ({str(e).splitlines()[0]})") from e
 
 # %% ../nbs/api/01_config.ipynb #c013
 PRESETS = Registry("preset", hint="see `tauda presets`", list_choices=False)
@@ -344,8 +368,7 @@ def _mini_adapt(method: str, iterations: int, **fields):
     cfg.method = MethodConfig(name=method, class_weights="source_freq", **fields)
     return cfg
 
-@preset("mini-minent", "minicity, tiny net: MinEnt (source CE + entropy of target predictions), from scratch, "
-                       "600 iterations")
+@preset("mini-minent", "minicity, tiny net: MinEnt (source CE + entropy of target predictions), from scratch")
 def _mini_minent():
     return _mini_adapt("minent", 600, lambda_ent=MINI_LAMBDA_ENT)
 
@@ -370,7 +393,7 @@ def import_user_modules(names: str):
     "Import the comma-separated modules in `names` (they register their own losses, rules or methods)."
     for name in filter(None, (n.strip() for n in names.split(","))):
         try: importlib.import_module(name)
-        except (ImportError, SyntaxError) as e:
+        except Exception as e:  # not found, a syntax error, or an error its own code raises while it is imported
             raise ConfigError(f"cannot import {name!r} (from `imports`/--import): {type(e).__name__}: {e}") from e
 
 # %% ../nbs/api/01_config.ipynb #c020a

@@ -12,7 +12,6 @@ import hashlib
 import importlib
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -41,9 +40,9 @@ def experiment(name: str, preset: str, *overrides, root=ASSIGNMENT_RUNS, cached:
     request = _request(cfg)
     if cached and read_record(out/"experiment.json") == request and (report := read_record(out/"eval.json")):
         return report
-    shutil.rmtree(out, ignore_errors=True)
-    report = Trainer(cfg, out, progress=False).fit()
-    write_json(out/"experiment.json", request)
+    trainer = Trainer(cfg, out, progress=False, restart=True)  # an earlier run there goes: its own files only
+    report = trainer.fit()
+    write_json(trainer.owner.add("experiment.json").folder/"experiment.json", request)
     print(f"{name}: target mIoU {report['target']['miou']}")
     return report
 

@@ -206,7 +206,9 @@ def dataset_root(cfg: Config, which: str) -> Path:
         raise DataError(f"no data root: pass --data-root DIR (with DIR/{layout}/) or set data.{which}_root")
     root = Path(cfg.data_root)
     if not root.is_dir():
-        raise DataError(f"data root {root} is not a folder; expected {root/layout}/ in the {layout} layout")
+        what = f"a dangling symbolic link (to {os.readlink(root)})" if root.is_symlink() and not root.exists() \
+            else "not a folder"
+        raise DataError(f"data root {root} is {what}; expected {root/layout}/ in the {layout} layout")
     return root/layout
 
 def dataset_options(cfg: Config) -> dict:

@@ -30,6 +30,7 @@ from .loading import target_dataset
 from .metrics import evaluate, miou_report
 from .models import upsample
 import tauda.controls  # noqa: F401 -- registers the controls
+from .outputs import OutputError, claim, new_marker, read_json, read_jsonl
 from .train import Trainer
 
 # %% ../nbs/11_study.ipynb #c005
@@ -157,27 +158,50 @@ def record_path(results, name: str, seed: int) -> Path:
     return Path(results)/f"{name}-s{seed}.json"
 
 def read_record(path):
-    "A stored record, or `None` if it is missing or unreadable."
-    try: return json.loads(Path(path).read_text())
-    except (OSError, ValueError): return None
+    "A stored record, or `None` if it is missing, cut short or not a record (a JSON object)."
+    try: return read_json(path, "a study record")
+    except (OutputError, OSError): return None
 
 def read_log(path: Path) -> list:
     "The lines of a run's `log.jsonl`, one per logged iteration (the last one wins after a resume)."
     lines = {}
     if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                lines[entry["iteration"]] = entry
+        for entry in read_jsonl(path, "training log"):
+            if isinstance(entry.get("iteration"), int): lines[entry["iteration"]] = entry
     return [lines[k] for k in sorted(lines)]
 
 # %% ../nbs/11_study.ipynb #c015
+def _legacy_results(folder: Path):
+    "The marker of a results folder written before folders carried one (it holds only records), or `None`."
+    names = [p.name for p in folder.iterdir()]
+    if not names or not all(p.is_file() and p.name.endswith(".json") and "-s" in p.name for p in folder.iterdir()):
+        return None
+    return {**new_marker("study"), "files": sorted(names)}
+
 class Study:
     "Runs study entries (each once per seed), reusing stored records whose fingerprint matches the current config."
     def __init__(self, out="runs/study", results="results/study", overrides=(), data_root: str = "", runs=None,
                  progress: bool = True):
         self.out, self.results, self.overrides = Path(out), Path(results), tuple(overrides)
         self.data_root, self.runs, self.progress = str(data_root or ""), runs or RUNS, progress
+        self._owners = None
+
+    def claim(self) -> tuple:
+        "The run and results folders, claimed and locked once (*outputs* chapter): new, empty, or a study's own."
+        if self._owners is None:
+            data = [self.data_root]
+            self._owners = (claim(self.out, "study", "study folder", data).lock("study folder"),
+                            claim(self.results, "study", "results folder", data, legacy=_legacy_results)
+                            .lock("results folder"))
+        return self._owners
+
+    def release(self):
+        for owner in self._owners or (): owner.release()
+        self._owners = None
+
+    def _write(self, path: Path, record: dict):
+        self.claim()[1].add(path.name)  # named in the results folder's marker before it is written
+        write_json(path, record)
 
     def run_dir(self, run: Run, seed: int) -> Path:
         "`OUT/NAME-sSEED-FINGERPRINT`, or a finished run directory of another entry with the same config."
@@ -210,12 +234,13 @@ class Study:
         if twin:  # the same run under another name: copy its record rather than train it again
             record = {**twin, "name": name, "about": run.about, "starts_from": run.starts_from,
                       "copied_from": twin["name"]}
-            write_json(path, record)
+            self._write(path, record)
             return {**record, "status": "stored"}
         cfg = build_config(run, seed, self.overrides, self.data_root)
         if run.starts_from: cfg.init = str(self.checkpoint(run.starts_from, seed))
-        start = time.time()
-        trainer = Trainer(cfg, self.run_dir(run, seed), resume=True, progress=self.progress)
+        start, folder = time.time(), self.run_dir(run, seed)
+        self.claim()[0].add(folder.name, kind="outputs")
+        trainer = Trainer(cfg, folder, resume=True, progress=self.progress)
         resumed_from = trainer.iteration
         report = trainer.fit()
         record = {"name": name, "seed": seed, "fingerprint": fp, "preset": run.preset, "about": run.about,
@@ -228,7 +253,7 @@ class Study:
                   "log": read_log(trainer.out/"log.jsonl"),
                   "maps": prediction_maps(trainer.model, trainer.target_eval, device=trainer.device),
                   "config": {k: v for k, v in to_dict(cfg).items() if k not in ("data_root", "init")}}
-        if not current: write_json(path, record)  # a forced re-run (to rebuild a checkpoint) keeps the stored record
+        if not current: self._write(path, record)  # a forced re-run (to rebuild a checkpoint) keeps the stored record
         return {**record, "status": "ran"}
 
     def _confusion(self, trainer, data) -> list:
@@ -307,16 +332,22 @@ def study_command(args) -> int:
         for r in MAIN + TUNING + ABLATIONS:
             print(f"{r.name:<26}{r.preset:<13}{('from ' + r.starts_from) if r.starts_from else '':<12}{r.about}")
         return 0
+    if not 0 <= args.threads <= 1024: raise ConfigError(f"--threads: expected 0 to 1024, got {args.threads}")
+    if bad := [s for s in args.seeds if not 0 <= s < 2**63]:
+        raise ConfigError(f"--seeds {' '.join(map(str, bad))}: expected 0 <= seed < 2^63")
     if args.threads: torch.set_num_threads(args.threads)
     plan = study_plan(args.runs, args.seeds)
     study = Study(args.out, args.results, args.overrides, args.data_root, progress=not args.quiet)
+    study.claim()  # before any work: both folders are the study's, and no other study writes them
     start, records = time.time(), []
-    for name, seed in plan:
-        rec = study.run(name, seed)
-        records.append(rec)
-        tune = f"{rec['tune']['miou']:.1f}" if rec.get("tune") else "-"
-        how = "stored" if rec["status"] == "stored" else f"trained in {rec['seconds']:.0f} s"
-        print(f"{name:<26} seed {seed}: target mIoU {rec['val']['miou']:5.1f} (tune {tune})  {how}", flush=True)
+    try:
+        for name, seed in plan:
+            rec = study.run(name, seed)
+            records.append(rec)
+            tune = f"{rec['tune']['miou']:.1f}" if rec.get("tune") else "-"
+            how = "stored" if rec["status"] == "stored" else f"trained in {rec['seconds']:.0f} s"
+            print(f"{name:<26} seed {seed}: target mIoU {rec['val']['miou']:5.1f} (tune {tune})  {how}", flush=True)
+    finally: study.release()
     print("\n" + format_summary(summarise(records), list(RUNS)))
     print(f"\n{len(records)} entries ({sum(r['status'] == 'ran' for r in records)} trained) in "
           f"{time.time() - start:.0f} s; records in {Path(args.results).resolve()}")

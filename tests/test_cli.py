@@ -187,10 +187,27 @@ def test_pictures_explain_themselves():
         assert close and all(styles[i] != styles[j] for i, j in close), protocol.name
 
 
+def test_demo_run_again_starts_afresh_and_keeps_the_users_files(demo_run):
+    "Run again into the same folder, the demo replaces its own earlier run (no log or picture of it left mixed in)."
+    out, _ = demo_run
+    (out/"notes.txt").write_text("the user's")
+    (out/"stage1"/"my-plot.png").write_bytes(b"the user's too")
+    result = tauda("demo", "--iterations", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for method in ("source", "minent", "stage1", "stage2"):
+        log = [json.loads(line) for line in (out/method/"log.jsonl").read_text().splitlines()]
+        assert [l["iteration"] for l in log] == [2], method  # the earlier run's 30 iterations are gone
+        assert json.loads((out/method/"eval.json").read_text())["iteration"] == 2
+    assert (out/"notes.txt").read_text() == "the user's"
+    assert (out/"stage1"/"my-plot.png").read_bytes() == b"the user's too"
+    assert json.loads((out/"results.json").read_text())["reports"]["source"]["iteration"] == 2
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "mini-sorce"], "did you mean 'mini-source'"),
     (["train", "mini-source", "--set", "optim.lrr=0.1"], "did you mean 'optim.lr'"),
     (["train", "mini-source", "--set", "schedule.iterations=many"], "expected int"),
+    (["train", "mini-source", "--set", "optim.lr=.inf"], "optim.lr: inf is not a finite number"),
     (["train", "mini-source", "--set", "data.minicity=false", "--data-root", "/nonexistent"], "/nonexistent/gta5"),
     (["eval", "/nonexistent/last.pt"], "checkpoint not found"),
     (["check-data", "gtav", "/nonexistent"], "unknown dataset layout 'gtav'"),
@@ -210,6 +227,15 @@ def test_check_data_passes_a_good_copy_and_names_a_broken_file(tmp_path, capsys)
     (tmp_path/"gta5/labels"/sorted(p.name for p in (tmp_path/"gta5/labels").iterdir())[1]).unlink()
     assert run(["check-data", "gta5", str(tmp_path/"gta5")]) == 1
     assert "image_without_label" in capsys.readouterr().out
+
+
+def test_numbers_as_people_write_them():
+    "`tauda train --help` suggests --set optim.lr=1e-3: YAML 1.1 reads 1e-3 as a string, tauda reads it as a number."
+    from tauda.config import apply_overrides, get_preset
+    for spelling, value in (("1e-3", 1e-3), ("1E-3", 1e-3), (".5", 0.5), ("3.", 3.0), ("2", 2.0)):
+        assert apply_overrides(get_preset("mini-source"), [f"optim.lr={spelling}"]).optim.lr == value
+    assert "--set optim.lr=1e-3" in " ".join(subprocess.run([sys.executable, "-m", "tauda.cli", "train", "--help"],
+                                                            capture_output=True, text=True).stdout.split())
 
 
 def test_every_preset_resolves():

@@ -196,12 +196,23 @@ def test_unpaired_label_and_split_file(tmp_path):
 
 
 def test_check_data_command_exit_codes(tmp_path, capsys):
-    write_fixture("synthia", tmp_path, n=1, size=(6, 8))
-    out = tmp_path/"report.json"
-    assert run(["check-data", "synthia", str(tmp_path), "--json", str(out)]) == 0
+    root = tmp_path/"synthia"
+    write_fixture("synthia", root, n=1, size=(6, 8))
+    out = tmp_path/"report.json"  # beside the dataset: a report inside it is refused
+    assert run(["check-data", "synthia", str(root), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["ok"] is True and "OK" in capsys.readouterr().out
-    (tmp_path/"RGB/0000000.png").unlink()
-    assert run(["check-data", "synthia", str(tmp_path)]) == 1
-    assert run(["check-data", "nosuchlayout", str(tmp_path)]) == 2
+    (root/"RGB/0000000.png").unlink()
+    assert run(["check-data", "synthia", str(root), "--json", str(out)]) == 1  # its own report: replaced
+    assert json.loads(out.read_text())["ok"] is False
+    assert run(["check-data", "nosuchlayout", str(root)]) == 2
     assert run(["check-data"]) == 2
-    assert run(["check-data", "gta5", str(tmp_path), "--protocol", "nosuch"]) == 2
+    assert run(["check-data", "gta5", str(root), "--protocol", "nosuch"]) == 2
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])  # utf-16: with its byte-order mark
+def test_split_files_in_utf8_or_with_a_byte_order_mark(tmp_path, encoding):
+    "A split file saved by an editor that adds a byte-order mark (UTF-8 or UTF-16, CRLF lines) lists the same images."
+    write_fixture("gta5", tmp_path/"gta5", n=3)
+    (tmp_path/"gta5"/"train.txt").write_bytes("00002.png\r\n00003.png\r\n".encode(encoding))
+    dataset = build_dataset("gta5", tmp_path/"gta5", "train", CITYSCAPES19, None)
+    assert [p.name for p in dataset.images] == ["00002.png", "00003.png"]

@@ -10,8 +10,11 @@ above and below it.
 """
 import argparse
 import html
+import json
 import os
 import re
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -115,6 +118,24 @@ def write_pages(out: Path, chapters: list) -> list:
     return pages
 
 
+def claim_output(out: Path):
+    "Make `out` the pages' folder: new, empty or an earlier build's (its .tauda-output.json says so); else exit 2."
+    marker = out/".tauda-output.json"
+    def refuse(why): sys.exit(f"run.sh html: error: --out {out}: {why}")
+    if out.is_symlink() and not out.exists(): refuse(f"a dangling symbolic link (to {os.readlink(out)})")
+    if out.exists() and not out.is_dir(): refuse("is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        try: own = json.loads(marker.read_text()).get("command") == "html"
+        except (OSError, ValueError, AttributeError):  # built before folders carried a marker: pages only
+            own = not marker.exists() and all(p.is_dir() or p.suffix == ".html" for p in out.rglob("*"))
+        if not own: refuse("not empty and not pages of run.sh html (no .tauda-output.json of html); choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out/f".tauda-output.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps({"tauda": 1, "command": "html", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                               "files": [], "folders": [], "outputs": []}, indent=1))
+    os.replace(tmp, marker)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="_html", help="output folder (default: _html)")
@@ -122,6 +143,7 @@ def main():
     args = ap.parse_args()
     chapters = args.notebooks or [str(p.relative_to(NBS)) for folder in ("", "api", "assignments")
                                   for p in sorted((NBS/folder).glob("*.ipynb"))]
+    claim_output(Path(args.out))
     pages = write_pages(Path(args.out), chapters)
     print(f"wrote {len(pages)} pages to {args.out}/ (start at {args.out}/index.html)")
 
