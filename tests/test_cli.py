@@ -131,27 +131,28 @@ def test_eval_reproduces_the_training_evaluation_and_shows_both_domains(demo_run
 
 
 def test_a_demo_rerun_into_the_same_folder_starts_afresh(minicity, tmp_path, capsys):
+    "A second demo removes exactly the first one's files (checkpoints included); a folder of the user's stops it."
     from tauda.commands import run_demo
-    from tauda.config import ConfigError
+    from tauda.outputs import OutputError
     sets = ["schedule.eval_batch_size=4", "log.tensorboard=false", "schedule.log_every=1",
             "schedule.checkpoint_every=1"]
     out = tmp_path/"demo"
     run_demo(out, iterations=3, progress=False, data_root=minicity.root, sets=sets)
     assert (out/"source/checkpoints/iter_000002.pt").is_file()
-    (out/"stage2"/"notes.txt").write_text("a file of the first run")
+    (out/"stage2"/"notes.txt").write_text("the user's, written between the runs")
     run_demo(out, iterations=1, progress=False, data_root=minicity.root, sets=sets)
     for method in ("source", "minent", "stage1", "stage2"):
         log = [json.loads(line) for line in (out/method/"log.jsonl").read_text().splitlines()]
         assert [l["iteration"] for l in log] == [1], method  # not the first run's 1, 2, 3 followed by 1
         assert sorted(p.name for p in (out/method/"checkpoints").iterdir()) == ["last.pt"], method
         assert json.loads((out/method/"eval.json").read_text())["iteration"] == 1
-    assert not (out/"stage2"/"notes.txt").exists()
+    assert (out/"stage2"/"notes.txt").is_file()  # not the demo's: kept
     assert all(r["iteration"] == 1 for r in json.loads((out/"results.json").read_text())["reports"].values())
     capsys.readouterr()
     (out/"minent").rename(out/"kept"); (out/"minent").mkdir(); (out/"minent"/"thesis.tex").write_text("mine")
-    with pytest.raises(ConfigError, match="minent is in the way"):
+    with pytest.raises(OutputError, match="minent"):
         run_demo(out, iterations=1, progress=False, data_root=minicity.root, sets=sets)
-    assert (out/"minent"/"thesis.tex").is_file() and (out/"source"/"checkpoints"/"last.pt").is_file()  # nothing gone
+    assert (out/"minent"/"thesis.tex").read_text() == "mine"  # nothing of the user's gone
 
 
 def test_pictures_explain_themselves():
