@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -125,7 +126,9 @@ def rehearse(name: str, work: Path, weights: dict, threads: int, done: dict) -> 
     "Train `name` for 1-2 iterations (its chain's parent first), then evaluate its checkpoint."
     cfg, run = get_preset(name), work/"runs"/name
     iterations = 1 if cfg.model.name == "deeplabv2" else 2
-    sets = [f"schedule.iterations={iterations}", "schedule.log_every=1"]
+    # a learning rate of 1e-9: a real step on random stand-in weights can blow a weight up (DeepLabV2's stage one
+    # moved one to 204) so that the next stage's forward overflows; the step's time and memory do not depend on it
+    sets = [f"schedule.iterations={iterations}", "schedule.log_every=1", "optim.lr=1e-9"]
     if cfg.model.weights == "imagenet": sets.append(f"model.weights={weights[cfg.model.name]}")
     parent = parent_of(name)
     if parent:
@@ -133,7 +136,8 @@ def rehearse(name: str, work: Path, weights: dict, threads: int, done: dict) -> 
         sets.append(f"init={work/'runs'/parent/'checkpoints'/'last.pt'}")
     argv = [sys.executable, "-m", "tauda.cli", "train", name, "--data-root", str(work/"data"), "--out", str(run),
             "--quiet"] + [a for s in sets for a in ("--set", s)]
-    run.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run, ignore_errors=True)  # the rehearsal's own earlier run of this preset: trained afresh
+    run.mkdir(parents=True)
     train = run_child(argv, work/f"{name}.train.log", threads)
     record = dict(ran=train["rc"] == 0, iterations=iterations, train=train)
     if not record["ran"]: return record
