@@ -56,31 +56,12 @@ case "${1:-}" in
     python -m pytest "$@"
     ;;
   html)
-    # Offline HTML of the chapters as stored (outputs included, nothing executed): one page per notebook of nbs/ and
-    # nbs/assignments/, links between chapters pointing at the pages; index.html lists them in reading order.
+    # Offline HTML of the chapters as stored (outputs included, nothing executed): one page per notebook of nbs/,
+    # nbs/api/ and nbs/assignments/, with the chapter list, previous/next links, no prompts and no nbdev directives.
     # bash run.sh html [--out DIR] [NOTEBOOK ...]   (default: _html/ and every chapter; NOTEBOOK relative to nbs/)
     shift
     [ -x "$VENV/bin/jupyter-nbconvert" ] || setup
-    out=_html
-    if [ "${1:-}" = "--out" ]; then out=$2; shift 2; fi
-    if [ $# -eq 0 ]; then
-      set -- $(cd nbs && ls *.ipynb api/*.ipynb assignments/*.ipynb 2>/dev/null)
-    fi
-    for dir in $(for nb in "$@"; do dirname "$nb"; done | sort -u); do   # one nbconvert per folder
-      pages=()
-      for nb in "$@"; do [ "$(dirname "$nb")" = "$dir" ] && pages+=("nbs/$nb"); done
-      "$VENV/bin/jupyter-nbconvert" --to html --log-level=ERROR --output-dir "$out/$dir" "${pages[@]}"
-    done
-    # links to other chapters (NAME.ipynb, NAME.ipynb#anchor) point at their pages
-    "$VENV/bin/python" - "$out" "$@" <<'PY'
-import re, sys
-from pathlib import Path
-out, notebooks = Path(sys.argv[1]), sys.argv[2:]
-for nb in notebooks:
-    page = out/Path(nb).with_suffix(".html")
-    page.write_text(re.sub(r'href="(?!https?:)([^"#]*?)\.ipynb(#[^"]*)?"', r'href="\1.html\2"', page.read_text()))
-print(f"wrote {len(notebooks)} pages to {out}/ (start at {out}/index.html)")
-PY
+    "$VENV/bin/python" tools/html_pages.py "$@"
     ;;
   *)
     echo "usage: bash run.sh demo [tauda demo options] | bash run.sh test [pytest options] | bash run.sh html [--out DIR] [NOTEBOOK ...]" >&2

@@ -1,26 +1,17 @@
-"""Assignment 3 — starter: CutMix-style box mixing (Yun et al., ICCV 2019; French et al., BMVC 2020) as a stage-two
-mixer for `tauda train`, to compare with cross-domain class mixing (CIM).
+"""Assignment 3 — box mixing (CutMix) against cross-domain class mixing (CIM) in stage two.
 
-Read `nbs/assignments/a3_cutmix.ipynb` for the task. Fill in the two places marked TODO, then check your work:
+The goal, the mixing rule (stated as mathematics) and the questions are in `nbs/assignments/a3_cutmix.ipynb`. How you
+write the mixer is up to you (helper functions are welcome); then check your work with
 
-    TAUDA_SUBMISSION=assignments .venv/bin/python -m pytest tests/test_assignments.py -m autograder -k a3
+    python assignments/check.py a3        (or the notebook's "Check your work" cell)
 
-Do not rename the module, the function, the class or the registered name: the autograder and `tauda train` use them.
+The public check tests the interface and the notebook's worked example only; the grader tests the behaviour.
+Keep the registered name, the constructor and the call signature: `tauda train` and the grader use them.
 """
-import math
-
 import torch
 
-from tauda.cim import MIXERS, MixedBatch, dacs_weight
+from tauda.cim import MIXERS, MixedBatch
 from tauda.views import StrongView, photometric
-
-
-def box_mask(height: int, width: int, area: float, g: torch.Generator) -> torch.Tensor:
-    """A random axis-aligned box covering the fraction `area` of a `height` × `width` image: bool `[H, W]`.
-    The box has the image's aspect ratio, h = round(height·√area) rows and w = round(width·√area) columns, lies fully
-    inside the image, and its top-left corner is uniform over all such positions, drawn from `g` only."""
-    # TODO
-    raise NotImplementedError("box_mask")
 
 
 @MIXERS.register("cutmix")
@@ -31,11 +22,15 @@ class CutMixMixer:
         self.area, self.pseudo_conf, self.views = area, pseudo_conf, views
 
     def __call__(self, xs, ys, xt, pseudo, confidence, thresholds, seeds) -> MixedBatch:
-        """Mix source `(xs, ys)` `[B, 3, H, W]`/`[B, H, W]` into target `xt` labelled `pseudo` with `confidence` `[B, H, W]`;
-        sample k draws from a generator seeded with `seeds[k]`: its box, then the photometric jitter of the mixed image.
+        "Mix source `(xs, ys)` into target `xt` labelled `pseudo` (`confidence` `[B, H, W]`); sample k uses `seeds[k]`."
+        raise NotImplementedError("CutMixMixer: the mixing rule of the notebook")
 
-        Like CIM (`tauda.cim.CrossDomainMixer`): the mixed image gets `photometric(image, g, self.views)`, the mixed label is
-        the source label inside the box and the pseudo-label outside, and the pixel weights are 1 inside the box and
-        `dacs_weight(confidence, self.pseudo_conf)` of the image outside. Return a `MixedBatch(images, labels, weights, pasted)`."""
-        # TODO
-        raise NotImplementedError("CutMixMixer.__call__")
+
+# Graded analysis (the notebook's section "Graded analysis"): replace each None by your numbers.
+ANSWERS = {
+    "coverage": None,              # 3 numbers: P(pixel pasted) at (0, 0), (32, 64) and (10, 100)
+    "pasted_share": None,          # the share of the image inside the box
+    "paste_probabilities": None,   # 10 numbers: CIM's long-tail paste probability of each class
+    "paste_ratio": None,           # the most likely class's probability / the least likely class's
+    "temperature": None,           # T of softmax(1/(T·θ)) at which that ratio is 2
+}

@@ -22,6 +22,7 @@ import torch
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 SUITE = {  # name: command (a JSON path is appended with --json, except for the timed commands)
+    "cli": [sys.executable, str(BENCH/"bench_cli.py"), "--repeats", "5"],
     "eval": [sys.executable, str(BENCH/"bench_eval.py"), "--n", "10", "--repeats", "2"],
     "data": [sys.executable, str(BENCH/"bench_data.py"), "--n", "6", "--repeats", "2"],
     "ufl": [sys.executable, str(BENCH/"bench_ufl.py"), "--repeats", "3"],

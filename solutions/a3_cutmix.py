@@ -1,20 +1,18 @@
 """Assignment 3 — reference solution: CutMix-style box mixing (Yun et al., ICCV 2019; French et al., BMVC 2020) as a
 stage-two mixer for `tauda train`, to compare with cross-domain class mixing (CIM).
 
-Instructors only: keep this folder away from students. `TAUDA_SUBMISSION=solutions pytest -m autograder` checks it.
+Instructors only: the student hand-out (`python solutions/handout.py OUT`) leaves this folder out.
 """
 import math
 
 import torch
 
-from tauda.cim import MIXERS, MixedBatch, dacs_weight
+from tauda.cim import MIXERS, MixedBatch
 from tauda.views import StrongView, photometric
 
 
 def box_mask(height: int, width: int, area: float, g: torch.Generator) -> torch.Tensor:
-    """A random axis-aligned box covering the fraction `area` of a `height` × `width` image: bool `[H, W]`.
-    The box has the image's aspect ratio, h = round(height·√area) rows and w = round(width·√area) columns, lies fully
-    inside the image, and its top-left corner is uniform over all such positions, drawn from `g` only."""
+    "A box of round(H√a) × round(W√a) pixels at a uniform position inside the image, drawn from `g`: bool `[H, W]`."
     h, w = round(height*math.sqrt(area)), round(width*math.sqrt(area))
     top = int(torch.randint(height - h + 1, (), generator=g))
     left = int(torch.randint(width - w + 1, (), generator=g))
@@ -31,8 +29,7 @@ class CutMixMixer:
         self.area, self.pseudo_conf, self.views = area, pseudo_conf, views
 
     def __call__(self, xs, ys, xt, pseudo, confidence, thresholds, seeds) -> MixedBatch:
-        """Mix source `(xs, ys)` `[B, 3, H, W]`/`[B, H, W]` into target `xt` labelled `pseudo` with `confidence` `[B, H, W]`;
-        sample k draws from a generator seeded with `seeds[k]`: its box, then the photometric jitter of the mixed image."""
+        "Mix source `(xs, ys)` into target `xt` labelled `pseudo` (`confidence` `[B, H, W]`); sample k uses `seeds[k]`."
         images, labels, pasted = [], [], []
         H, W = ys.shape[-2:]
         for k, seed in enumerate(seeds):
@@ -42,7 +39,17 @@ class CutMixMixer:
             images.append(photometric(image, g, self.views))
             labels.append(torch.where(mask, ys[k], pseudo[k]))
             pasted.append(mask)
-        pasted = torch.stack(pasted)
-        target_weight = dacs_weight(confidence, self.pseudo_conf)[:, None, None]       # [B, 1, 1]
+        pasted = torch.stack(pasted)                                                   # [B, H, W]
+        target_weight = (confidence >= self.pseudo_conf).float().mean((1, 2))[:, None, None]   # [B, 1, 1]
         weights = torch.where(pasted, torch.ones_like(target_weight), target_weight)
         return MixedBatch(torch.stack(images), torch.stack(labels), weights, pasted)
+
+
+# Graded analysis (the notebook's section "Graded analysis").
+ANSWERS = {
+    "coverage": [0.001316, 1.0, 0.4053],     # P(pixel pasted) at (0, 0), (32, 64), (10, 100); 64 × 128, area ½
+    "pasted_share": 0.49988,                 # share of the image inside the box
+    "paste_probabilities": [0.0957, 0.0979, 0.0946, 0.1040, 0.0968, 0.0936, 0.0926, 0.1098, 0.1203, 0.0946],
+    "paste_ratio": 1.299,                    # most likely / least likely class
+    "temperature": 0.377,                    # T of softmax(1/(T·θ)) at which that ratio is 2
+}

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .data import DATASETS, DEFAULT_PROTOCOLS, DataError, LabelFormatError, _dataset_class
+from .data import DEFAULT_PROTOCOLS, DataError, LabelFormatError, _dataset_class
+from .checkpoint import write_json
 from .labels import IGNORE, PROTOCOLS, get_protocol
-from .registry import command
+from .outputs import OutputError, check_output_file, read_json
 
 # %% ../nbs/api/05_checkdata.ipynb #c028
 PROBLEM_KINDS = {
@@ -130,26 +131,23 @@ def check_data(layout: str, root, protocol=None, split=None, workers: int = 4) -
     return report
 
 # %% ../nbs/api/05_checkdata.ipynb #c037
-def _check_data_arguments(p):
-    p.add_argument("dataset", choices=sorted(DATASETS), help="the dataset's layout")
-    p.add_argument("root", help="the dataset's own folder")
-    p.add_argument("--protocol", choices=sorted(PROTOCOLS),
-                   help="class protocol of the histogram (default: the dataset's own)")
-    p.add_argument("--split",
-                   help="gta5/synthia: check the images listed in ROOT/SPLIT.txt; cityscapes: one split (default: all)")
-    p.add_argument("--json", metavar="FILE", help="also write the full report, every file named, as JSON")
-    p.add_argument("--workers", type=int, default=4, help="files decoded in parallel (default 4)")
-
-@command("check-data", help="check a dataset copy and report what is wrong", arguments=_check_data_arguments,
-         description="Check a dataset copy before training: unpaired, unreadable or wrongly formatted files, "
-                     "undefined label values, and the class histogram.")
 def check_data_command(args) -> int:
     "`tauda check-data DATASET ROOT`: print the report; exit status 0 = no problem, 1 = problems found."
-    if args.json and not Path(args.json).parent.is_dir():  # say so before a long check, not after it
-        raise DataError(f"--json {args.json}: {Path(args.json).parent} is not a folder")
+    if not 1 <= args.workers <= 256: raise DataError(f"--workers: expected 1 to 256, got {args.workers}")
+    if args.json:  # say so before a long check, not after it
+        if not Path(args.json).parent.is_dir():
+            raise DataError(f"--json {args.json}: {Path(args.json).parent} is not a folder")
+        check_output_file(args.json, "--json", [args.root], own=_is_report)
+    if args.protocol and args.protocol not in PROTOCOLS:
+        raise DataError(f"--protocol {args.protocol}: no such class protocol; choose one of {', '.join(PROTOCOLS)}")
     report = check_data(args.dataset, args.root, args.protocol, args.split, args.workers)
     print(report.format())
     if args.json:
-        try: Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))
+        try: write_json(args.json, report.to_dict())
         except OSError as e: raise DataError(f"cannot write {args.json} ({e.strerror or e})") from e
     return 0 if report.ok else 1
+
+def _is_report(path) -> bool:
+    "Is the file `path` a report of `check-data --json` (which a new report may replace)?"
+    try: return bool(read_json(path, "a check-data report", ("layout", "root", "problems", "ok")))
+    except (OutputError, OSError): return False

@@ -59,15 +59,16 @@ class ClassImageIndex:
         return int(images[torch.randint(len(images), (), generator=g)])
 
 # %% ../nbs/08_cim.ipynb #c011
-def paste_probabilities(thresholds: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
-    "`softmax(1/θ)` over the available classes (0 elsewhere), `[C]`."
+def paste_probabilities(thresholds: torch.Tensor, available: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    "`softmax(1/(T·θ))` over the available classes (0 elsewhere), `[C]`; T = 1 is the paper's `softmax(1/θ)`."
+    if not temperature > 0: raise ValueError(f"the paste temperature must be positive, not {temperature}")
     never = torch.tensor(-math.inf, dtype=torch.float64)
     logits = torch.where(available, 1/thresholds.double().clamp_min(1e-6), never)   # θ = 0: no inf
-    return torch.softmax(logits, 0)
+    return torch.softmax(logits/temperature, 0)                                     # x/1.0 == x: T = 1 is exact
 
-def sample_paste_classes(thresholds, available, k: int, g: torch.Generator) -> torch.Tensor:
-    "`k` distinct classes drawn with probability `softmax(1/θ)` (without replacement)."
-    probs = paste_probabilities(thresholds, available)
+def sample_paste_classes(thresholds, available, k: int, g: torch.Generator, temperature: float = 1.0) -> torch.Tensor:
+    "`k` distinct classes drawn with probability `softmax(1/(T·θ))` (without replacement)."
+    probs = paste_probabilities(thresholds, available, temperature)
     return torch.multinomial(probs, min(k, int(available.sum())), replacement=False, generator=g)
 
 def crop_around(image: torch.Tensor, label: torch.Tensor, c: int, size, g: torch.Generator):
@@ -99,9 +100,10 @@ def dacs_weight(confidence: torch.Tensor, threshold: float = 0.968) -> torch.Ten
 class CrossDomainMixer:
     "Source → target class mixing with long-tail class pasting (CIM)."
     def __init__(self, source_dataset, index: ClassImageIndex, long_tail_p: float = 0.3, long_tail_classes=(2, 4),
-                 pseudo_conf: float = 0.968, views: StrongView = StrongView()):
+                 pseudo_conf: float = 0.968, views: StrongView = StrongView(), longtail_temperature: float = 1.0):
         self.source, self.index, self.long_tail_p = source_dataset, index, long_tail_p
         self.long_tail_classes, self.pseudo_conf, self.views = tuple(long_tail_classes), pseudo_conf, views
+        self.temperature = longtail_temperature
 
     def mix_one(self, xs, ys, xt, yt, thresholds, g):
         "Mix one sample; returns image, label and the pasted-pixel mask."
@@ -113,7 +115,7 @@ class CrossDomainMixer:
         if long_tail:
             low, high = self.long_tail_classes
             k = int(torch.randint(low, high + 1, (), generator=g))
-            for c in sample_paste_classes(thresholds, self.index.available, k, g).tolist():
+            for c in sample_paste_classes(thresholds, self.index.available, k, g, self.temperature).tolist():
                 xc, yc = self.source[self.index.sample_image(c, g)]
                 xc, yc = crop_around(xc, yc, c, ys.shape, g)
                 extra = yc.to(ys.device) == c

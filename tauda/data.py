@@ -9,6 +9,7 @@ __all__ = ['PNG_SIGNATURE', 'PNG_COLOUR_TYPES', 'DATASETS', 'DEFAULT_PROTOCOLS',
            'write_cityscapes_sample', 'write_fixture', 'default_cache', 'label_statistics', 'class_frequencies']
 
 # %% ../nbs/01_data.ipynb #c003
+import codecs
 import hashlib
 import os
 import struct
@@ -110,14 +111,35 @@ class PairedImages(Dataset):
         return image.float().div_(255), label
 
 # %% ../nbs/01_data.ipynb #c011
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
 def _split_names(split_file) -> list:
-    names = [l.strip() for l in Path(split_file).read_text().splitlines() if l.strip()]
+    "The image names of a split file, one per line: UTF-8 text, or UTF-8 / UTF-16 with a byte-order mark."
+    data = Path(split_file).read_bytes()
+    codec = next((c for bom, c in _BOMS if data.startswith(bom)), "utf-8")
+    try: text = data.decode(codec)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{split_file}: not {codec.upper().removesuffix('-SIG')} text (byte {data[e.start]:#04x} at "
+                        f"position {e.start}); save the split file as UTF-8, one image name per line") from e
+    if "\x00" in text:
+        raise DataError(f"{split_file}: holds NUL characters (UTF-16 without a byte-order mark?); save it as UTF-8")
+    names = [l.strip() for l in text.splitlines() if l.strip()]
     if not names: raise DataError(f"{split_file}: split file lists no images")
     return names
 
+def _dangling(path: Path) -> str:
+    return f"a dangling symbolic link (to {os.readlink(path)})" if path.is_symlink() and not path.exists() else ""
+
+def _refuse_dangling(paths):
+    "A `DataError` for the first of `paths` that is a symbolic link to nothing (a dataset moved or unmounted)."
+    dangling = [p for p in map(Path, paths) if _dangling(p)]
+    if dangling:
+        raise DataError(f"{dangling[0]}: {_dangling(dangling[0])}; {len(dangling)} file(s) of the dataset point at "
+                        "nothing: was their target moved or unmounted?")
+
 def _require_dir(path, layout: str) -> Path:
     path = Path(path)
-    if not path.is_dir(): raise DataError(f"{path}: folder not found; expected {layout}")
+    if not path.is_dir(): raise DataError(f"{path}: {_dangling(path) or 'folder not found'}; expected {layout}")
     return path
 
 @dataclass
@@ -145,6 +167,7 @@ class FlatPairs(PairedImages):
         images_dir, labels_dir = self.folders(root)
         names = _split_names(split_file) if split_file else sorted(p.name for p in images_dir.glob("*.png"))
         if not names: raise DataError(f"{images_dir}: no PNG images; expected {self.layout}")
+        _refuse_dangling([folder/n for n in names for folder in (images_dir, labels_dir)])
         absent = [n for n in names if not (images_dir/n).is_file()]
         if absent:
             raise DataError(f"{split_file}: lists {len(absent)} image(s) that are not in {images_dir}, "
@@ -205,6 +228,7 @@ class Cityscapes(PairedImages):
         if split_file: images = [image_dir/n for n in _split_names(split_file)]
         else: images = sorted(image_dir.glob("*/*_leftImg8bit.png"))
         if not images: raise DataError(f"{image_dir}: no *_leftImg8bit.png images; expected {self.layout}")
+        _refuse_dangling(images + ([_cityscapes_label(root, p) for p in images] if labels else []))
         absent = [str(p.relative_to(image_dir)) for p in images if not p.is_file()]
         if absent:
             raise DataError(f"{split_file}: lists {len(absent)} image(s) that are not in {image_dir}, "
@@ -248,12 +272,14 @@ def _dataset_class(layout: str):
     return DATASETS[layout]
 
 def build_dataset(layout: str, root, split: str, protocol: Protocol, size, labels: bool = True,
-                  resize_labels: bool = True):
-    "The dataset of `layout` (`gta5`, `synthia` or `cityscapes`) at `root`, in `protocol`, resized to `size` `(h, w)`."
+                  resize_labels: bool = True, **options):
+    "The dataset of `layout` at `root`, in `protocol`, resized to `size` `(h, w)`; `options` go where they are taken."
     size, cls = tuple(size) if size else None, _dataset_class(layout)
-    if cls is Cityscapes: return Cityscapes(root, split, protocol, size, labels=labels, resize_labels=resize_labels)
-    split_file = Path(root)/f"{split}.txt"
-    return cls(root, protocol, size, split_file if split_file.is_file() else None, resize_labels=resize_labels)
+    if issubclass(cls, FlatPairs):  # a split is a split file when there is one
+        split_file = Path(root)/f"{split}.txt"
+        options["split_file"] = split_file if split_file.is_file() else None
+    return DATASETS.build(layout, root, split=split, protocol=protocol, size=size, labels=labels,
+                          resize_labels=resize_labels, **options)
 
 # %% ../nbs/01_data.ipynb #c017
 def _labelid_palette() -> list:
@@ -303,7 +329,7 @@ def write_cityscapes_sample(root, split: str, city: str, stem: str, rgb: np.ndar
 
 # %% ../nbs/01_data.ipynb #c024
 def write_fixture(layout: str, root, n: int = 2, size=(8, 12), protocol: Protocol | None = None, seed: int = 0,
-                  split: str = "val") -> np.ndarray:
+                  split: str = "val", **options) -> np.ndarray:
     "Write `n` images of `size` in `layout` at `root`, holding every raw id; their `protocol` train ids `[n, H, W]`."
     cls, protocol, (h, w) = _dataset_class(layout), protocol or DEFAULT_PROTOCOLS[layout], size
     values = np.arange(cls.max_raw_id + 1)
@@ -316,14 +342,16 @@ def write_fixture(layout: str, root, n: int = 2, size=(8, 12), protocol: Protoco
         elif layout == "synthia":
             instance_ids = rng.integers(0, 65536, (h, w), dtype=np.uint16)  # [H, W]
             write_synthia_sample(root, f"{i:07d}.png", rgb, raw.astype(np.uint16), instance_ids)
-        else: write_cityscapes_sample(root, split, "fixture", f"fixture_{i:06d}_000019", rgb, raw)
+        elif layout == "cityscapes":
+            write_cityscapes_sample(root, split, "fixture", f"fixture_{i:06d}_000019", rgb, raw)
+        else: cls.write_fixture_sample(root, i, rgb, raw, split=split, **options)
         expected.append(cls.encoder(protocol)(raw))
     return np.stack(expected)
 
 # %% ../nbs/01_data.ipynb #c047
 def default_cache() -> Path:
     "Where tauda keeps what it derives from data (minicity, label statistics): `$TAUDA_CACHE` or `~/.cache/tauda`."
-    return Path(os.environ.get("TAUDA_CACHE", Path.home()/".cache"/"tauda"))
+    return Path(os.environ.get("TAUDA_CACHE") or Path.home()/".cache"/"tauda")  # an empty TAUDA_CACHE: unset
 
 def _fingerprint(paths) -> str:
     h = hashlib.sha1()
@@ -341,14 +369,18 @@ def _cache_file(dataset, name: str):
             probe = folder/".write-test"; probe.touch(); probe.unlink()
             return folder/f"{name}-{dataset.protocol.name}-{key}.npy"
         except OSError: continue
-    raise OSError("no writable cache folder for label statistics")
+    raise DataError(f"no writable folder for the label statistics of {Path(dataset.labels[0]).parent}: neither "
+                    f"{beside} nor the cache folder {default_cache()} can be written; set TAUDA_CACHE to a "
+                    "writable folder")
 
 # %% ../nbs/01_data.ipynb #c048
 def label_statistics(dataset, progress: bool = False) -> np.ndarray:
     "Pixel count of each class in each label of `dataset`: `[N, C]` int64 (cached)."
-    path = _cache_file(dataset, "class-pixels")
-    if path.is_file(): return np.load(path)
-    C = dataset.protocol.num_classes
+    path, C = _cache_file(dataset, "class-pixels"), dataset.protocol.num_classes
+    try:
+        counts = np.load(path) if path.is_file() else None
+        if counts is not None and counts.shape == (len(dataset.labels), C): return counts
+    except (OSError, ValueError, EOFError): pass  # a cache file cut short or of another kind is counted again
     counts = np.zeros((len(dataset.labels), C), dtype=np.int64)
     labels = tqdm(dataset.labels, desc="counting source labels", disable=not progress, leave=False)
     for i, label_path in enumerate(labels):
@@ -362,3 +394,6 @@ def class_frequencies(counts: np.ndarray) -> np.ndarray:
     "Class frequencies `[C]` (summing to 1) from per-image counts `[N, C]`."
     total = counts.sum(0).astype(np.float64)
     return total/max(total.sum(), 1)
+
+# %% ../nbs/01_data.ipynb #c048a
+import tauda.crosscity  # noqa: F401,E402 -- registers the `crosscity` layout (NTHU CrossCity)

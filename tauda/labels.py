@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['IGNORE', 'CITYSCAPES_TABLE', 'SYNTHIA_CLASSES', 'SYNTHIA_MAX_ID', 'SYNTHIA_LABEL_IDS', 'CITYSCAPES19', 'SYNTHIA16',
-           'SYNTHIA13', 'MINICITY10', 'PROTOCOLS', 'Protocol', 'get_protocol']
+           'SYNTHIA13', 'CROSSCITY13', 'MINICITY10', 'PROTOCOLS', 'Protocol', 'get_protocol']
 
 # %% ../nbs/00_labels.ipynb #c003
 from dataclasses import dataclass
@@ -108,9 +108,10 @@ def _without(protocol, name, dropped):
 CITYSCAPES19 = Protocol("cityscapes19", tuple(sorted(CITYSCAPES_TABLE, key=lambda n: CITYSCAPES_TABLE[n].trainId)))
 SYNTHIA16 = _without(CITYSCAPES19, "synthia16", {"terrain", "truck", "train"})
 SYNTHIA13 = _without(SYNTHIA16, "synthia13", {"wall", "fence", "pole"})
+CROSSCITY13 = Protocol("crosscity13", SYNTHIA13.names)  # Cityscapes → NTHU CrossCity: the same 13 classes
 MINICITY10 = Protocol("minicity10", ("road", "sidewalk", "building", "pole", "traffic sign",
                                      "vegetation", "sky", "person", "rider", "car"))
-PROTOCOLS = {p.name: p for p in (CITYSCAPES19, SYNTHIA16, SYNTHIA13, MINICITY10)}
+PROTOCOLS = {p.name: p for p in (CITYSCAPES19, SYNTHIA16, SYNTHIA13, CROSSCITY13, MINICITY10)}
 
 # %% ../nbs/00_labels.ipynb #c012
 def get_protocol(name: str) -> Protocol:

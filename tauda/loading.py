@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['NUM_WORKERS_HINT', 'TIMEOUT_HINT', 'JointTransform', 'DataLoadingError', 'sample_file', 'Tracked', 'loader_failure',
            'worker_failures', 'Stream', 'sample_seed', 'SeededSampler', 'Seeded', 'RandomStream', 'dataset_root',
-           'target_dataset', 'source_eval_dataset', 'train_stream']
+           'dataset_options', 'target_dataset', 'source_eval_dataset', 'train_stream']
 
 # %% ../nbs/api/04_loading.ipynb #c003
 import contextlib
@@ -206,15 +206,21 @@ def dataset_root(cfg: Config, which: str) -> Path:
         raise DataError(f"no data root: pass --data-root DIR (with DIR/{layout}/) or set data.{which}_root")
     root = Path(cfg.data_root)
     if not root.is_dir():
-        raise DataError(f"data root {root} is not a folder; expected {root/layout}/ in the {layout} layout")
+        what = f"a dangling symbolic link (to {os.readlink(root)})" if root.is_symlink() and not root.exists() \
+            else "not a folder"
+        raise DataError(f"data root {root} is {what}; expected {root/layout}/ in the {layout} layout")
     return root/layout
+
+def dataset_options(cfg: Config) -> dict:
+    "Options of the run's datasets beyond root, split and size (CrossCity's `city`); a layout takes those it knows."
+    return {"city": cfg.data.city} if cfg.data.city else {}
 
 def target_dataset(cfg: Config, split: str | None = None, protocol: Protocol | None = None, labels: bool = True):
     "The target's `split` (default `data.eval_split`) for evaluation: images at `data.target_size`, labels full size."
     d = cfg.data
     protocol = get_protocol(d.protocol) if protocol is None else protocol
     return build_dataset(d.target, dataset_root(cfg, "target"), split or d.eval_split, protocol, d.target_size,
-                         labels=labels, resize_labels=False)
+                         labels=labels, resize_labels=False, **dataset_options(cfg))
 
 def source_eval_dataset(cfg: Config, protocol: Protocol):
     "Held-out source images (`<source root>/val.txt` in the GTA5 layout), if there are any."

@@ -19,21 +19,21 @@ from .config import Config, ConfigError
 from .data import DataError, class_frequencies, label_statistics
 from .labels import IGNORE, Protocol
 from .loading import RandomStream, sample_seed
-from .models import upsample
+from .models import align_corners_of, upsample
 from .registry import Registry
 from .runtime import rank_and_world, unwrap
 from .ufl import TARGET_LOSSES, THRESHOLD_RULES, class_weights
 from .views import strong_view, warp_with_validity
 
 # %% ../nbs/09_methods.ipynb #411aa5d2
-def over_heads(heads: list, weights, loss_fn, size) -> torch.Tensor:
+def over_heads(heads: list, weights, loss_fn, size, align_corners: bool = False) -> torch.Tensor:
     "`Σ_h weight_h · loss_fn(upsampled head h)`."
-    return sum(w*loss_fn(upsample(h, size)) for h, w in zip(heads, weights))
+    return sum(w*loss_fn(upsample(h, size, align_corners)) for h, w in zip(heads, weights))
 
 def supervised_loss(model, heads, labels, class_weights=None) -> torch.Tensor:
     "Cross-entropy of every head against `labels` (255 ignored)."
     ce = lambda z: F.cross_entropy(z, labels, weight=class_weights, ignore_index=IGNORE)
-    return over_heads(heads, unwrap(model).head_weights, ce, labels.shape[-2:])
+    return over_heads(heads, unwrap(model).head_weights, ce, labels.shape[-2:], align_corners_of(model))
 
 # %% ../nbs/09_methods.ipynb #f401378b
 PARTS = ("source", "weak", "strong", "mixed")
@@ -70,6 +70,7 @@ class Method:
         w = class_weights(kind, self.protocol, freq)
         return None if w is None else w.to(self.device)
 
+    def used_fields(self) -> tuple: return ("class_weights",)  # the `method.*` fields it reads, besides `name`
     def losses(self, model, source, target=None, iteration: int = 0) -> dict: raise NotImplementedError
     def check_init(self, ckpt: dict, path): "Refuse an `init` checkpoint this method cannot start from."
     def on_start(self, model): "Called once the model holds its starting weights (initialised or resumed)."
@@ -117,11 +118,16 @@ class TargetAdaptation(Method):
         m = cfg.method
         self.weight = getattr(m, self.weight_field)
         self.target = TARGET_LOSSES.build(m.target_loss or self.default_target_loss, class_weights=self.class_weights,
-                                          focal=m.focal, gamma=m.gamma, num_classes=protocol.num_classes)
+                                          focal=m.focal, gamma=m.gamma, detach_focal=m.detach_focal,
+                                          num_classes=protocol.num_classes)
         uses_strong = getattr(self.target, "uses_strong_view", False)
         self.rule = THRESHOLD_RULES.build(m.threshold, protocol.num_classes, tau0=m.tau0, b=m.b, beta=m.beta,
                                           d=m.d) if uses_strong else None
         self.stats = {"target_skipped": 0}
+
+    def used_fields(self) -> tuple:
+        rule = ("focal", "gamma", "threshold", "tau0", "b", "beta", "d", "mask_invalid") if self.rule else ()
+        return super().used_fields() + ("target_loss", self.weight_field, "target_head_weights") + rule
 
     def seeds(self, stream: RandomStream, iteration: int, batch: int) -> list:
         "One seed per sample of this rank's batch, for the random `stream` at `iteration`."
@@ -148,17 +154,18 @@ class TargetAdaptation(Method):
     def target_term(self, model, logits: dict, affine, size):
         "λ · Σ_h w_h · (target loss of head h); `None` when every head skips it (no pixel passes the mask)."
         head_weights = self.cfg.method.target_head_weights or unwrap(model).head_weights
+        own_masks, corners = self.cfg.method.head_masks == "own", align_corners_of(model)
         terms, mask = [], None
         for h, w in enumerate(head_weights[:len(logits["weak"])]):
-            weak = upsample(logits["weak"][h], size)                                  # [B, C, h, w]
+            weak = upsample(logits["weak"][h], size, corners)                         # [B, C, h, w]
             if self.rule is None:
                 with record_function("tauda.target_loss"): terms.append(w*self.target(weak))
                 continue
             with record_function("tauda.warp"): weak, valid = warp_with_validity(weak, affine)
-            if h == 0:
-                with record_function("tauda.threshold"): mask = self._update_mask(weak, valid)
+            if h == 0 or own_masks:  # main: the main head's mask on every head; own: each head's own (the authors')
+                with record_function("tauda.threshold"): mask = self._update_mask(weak, valid, record=h == 0)
             with record_function("tauda.target_loss"):
-                loss = self.target(weak, upsample(logits["strong"][h], size), mask)
+                loss = self.target(weak, upsample(logits["strong"][h], size, corners), mask)
             if loss is not None: terms.append(w*loss)
         return self.weight*sum(terms) if terms else None
 
@@ -166,10 +173,10 @@ class TargetAdaptation(Method):
         "Mixed images for the same forward pass (stage two), or `None`."
         return None
 
-    def _update_mask(self, weak_logits, valid):
+    def _update_mask(self, weak_logits, valid, record: bool = True):
         probs = weak_logits.detach().softmax(1)
         mask = self.rule.update(probs, valid if self.cfg.method.mask_invalid else None)
-        self.stats["mask_pass_ratio"] = mask.float().mean()   # a tensor: read at logging time only (no sync per step)
+        if record: self.stats["mask_pass_ratio"] = mask.float().mean()  # a tensor: read when logged (no sync per step)
         return mask
 
     def state_dict(self): return {"thresholds": self.rule.state_dict()} if self.rule else {}
@@ -205,8 +212,14 @@ class StageTwo(StageOne):
         m = cfg.method
         index = ClassImageIndex.of(source_dataset, progress=progress) if m.mixer == "cim" else None
         self.mixer = MIXERS.build(m.mixer, source_dataset, index, long_tail_p=m.long_tail_p,
-                                  long_tail_classes=m.long_tail_classes, pseudo_conf=m.pseudo_conf, views=cfg.views)
+                                  long_tail_classes=m.long_tail_classes, pseudo_conf=m.pseudo_conf, views=cfg.views,
+                                  longtail_temperature=m.longtail_temperature)
         self.teacher = None
+
+    def used_fields(self) -> tuple:
+        mixing = () if isinstance(self.mixer, NoMixing) else ("lambda_mix", "long_tail_p", "long_tail_classes",
+                                                              "pseudo_conf")
+        return super().used_fields() + ("resume_thresholds", "mixer") + mixing
 
     def check_init(self, ckpt: dict, path):
         method = ckpt.get("config", {}).get("method", {}).get("name")
@@ -225,7 +238,8 @@ class StageTwo(StageOne):
         "The mixed batch: source classes pasted onto target images labelled by the teacher (`None`: no mixing)."
         if isinstance(self.mixer, NoMixing): return None                          # no teacher forward needed
         with torch.no_grad(), record_function("tauda.teacher"):
-            probs = upsample(self.teacher(xt)[0], xt.shape[-2:]).softmax(1)       # [B, C, H, W]
+            logits = upsample(self.teacher(xt)[0], xt.shape[-2:], align_corners_of(self.teacher))  # [B, C, H, W]
+            probs = logits.softmax(1)
         confidence, pseudo = probs.max(1)                                         # [B, H, W]
         C = self.protocol.num_classes
         thresholds = self.rule.thresholds if self.rule is not None else torch.full((C,), self.cfg.method.tau0)
@@ -236,5 +250,5 @@ class StageTwo(StageOne):
 
     def mix_loss(self, heads: list, mixed: MixedBatch) -> torch.Tensor:
         "λ_mix · the pixel-weighted cross-entropy of the main head on the mixed batch."
-        logits = upsample(heads[0], mixed.labels.shape[-2:])                      # [B, C, H, W]
+        logits = upsample(heads[0], mixed.labels.shape[-2:], align_corners_of(self.teacher))  # [B, C, H, W]
         return self.cfg.method.lambda_mix*mixed_loss(logits, mixed, self.class_weights)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import default_cache, write_cityscapes_sample, write_gta5_sample
+from .data import DataError, default_cache, write_cityscapes_sample, write_gta5_sample
 from .labels import CITYSCAPES_TABLE, MINICITY10
 
 # %% ../nbs/02_minicity.ipynb #c005
@@ -323,8 +323,17 @@ def ensure_minicity(root=None, spec: MinicitySpec = MinicitySpec(), progress: bo
     "A folder holding minicity for `spec`, written first if missing or stale (safe to call from several processes)."
     root = Path(root) if root else default_cache()/f"minicity-{spec.fingerprint()}"
     if _is_current(root, spec): return root
+    try: return _write_once(root, spec, progress)
+    except OSError as e:  # a TAUDA_CACHE that is a file, read-only, full, ...
+        where = f"{e.filename}: " if e.filename else ""
+        raise DataError(f"cannot write minicity to {root} ({where}{e.strerror or e}); the cache folder is "
+                        f"{default_cache()}: set TAUDA_CACHE to a writable folder") from e
+
+def _write_once(root: Path, spec: MinicitySpec, progress: bool) -> Path:
+    "Write minicity to a temporary sibling of `root`, then rename it to `root` (unless another process was first)."
     tmp = root.with_name(f"{root.name}.partial-{os.getpid()}")
     if tmp.exists(): shutil.rmtree(tmp)
+    if progress: print(f"writing minicity to {root} (once: later runs reuse it)", flush=True)
     write_minicity(tmp, spec, progress)
     if root.exists() and not _is_current(root, spec): shutil.rmtree(root)
     try: tmp.rename(root)
@@ -334,5 +343,7 @@ def ensure_minicity(root=None, spec: MinicitySpec = MinicitySpec(), progress: bo
     return root
 
 def _is_current(root: Path, spec: MinicitySpec) -> bool:
-    manifest = root/"manifest.json"
-    return manifest.is_file() and json.loads(manifest.read_text()).get("fingerprint") == spec.fingerprint()
+    "Does `root` hold minicity for `spec` (a whole manifest with its fingerprint)?"
+    try: manifest = json.loads((root/"manifest.json").read_text())
+    except (OSError, ValueError): return False  # missing, cut short, not JSON
+    return isinstance(manifest, dict) and manifest.get("fingerprint") == spec.fingerprint()

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['IMAGENET', 'CAFFE', 'MODELS', 'Normalise', 'conv_block', 'TinySegNet', 'WeightsError', 'imagenet_state',
            'read_weights', 'weights_format', 'source_state', 'resolve_stride_in_1x1', 'load_weights', 'mismatch_report',
-           'Bottleneck', 'resnet_layer', 'ASPPClassifier', 'freeze_batchnorm', 'batchnorm_eval', 'DeepLabV2',
-           'load_deeplab_weights', 'dacs_single_level', 'check_deeplab_variant', 'upsample', 'conv_bn_relu',
-           'AttentionRefinement', 'FeatureFusion', 'seg_head', 'BiSeNet', 'load_bisenet_weights', 'build_model',
-           'param_groups']
+           'Bottleneck', 'resnet_layer', 'ASPPClassifier', 'freeze_batchnorm', 'batchnorm_eval', 'FrozenStatistics',
+           'DeepLabV2', 'load_deeplab_weights', 'dacs_single_level', 'check_deeplab_variant', 'upsample',
+           'align_corners_of', 'conv_bn_relu', 'AttentionRefinement', 'FeatureFusion', 'seg_head', 'BiSeNet',
+           'load_bisenet_weights', 'build_model', 'param_groups']
 
 # %% ../nbs/04_models.ipynb #c003
 from pathlib import Path
@@ -47,8 +47,9 @@ class TinySegNet(nn.Module):
     head_prefixes = ("classifier",)
     head_weights = (1.0,)
 
-    def __init__(self, num_classes: int, width: int = 32):
+    def __init__(self, num_classes: int, width: int = 32, align_corners: bool = False):
         super().__init__()
+        self.align_corners = align_corners  # upsampling convention of the logits (see `upsample`)
         w1, w2, w3 = int(0.75*width), int(1.5*width), 2*width
         self.normalise = Normalise(**IMAGENET)
         self.stem = conv_block(3, w1, stride=2)                                                      # 1/2
@@ -67,8 +68,8 @@ class TinySegNet(nn.Module):
         s3 = self.down2(s2)                          # [B, w3, H/8, W/8]
         y = self.up1(torch.cat([_resize(s3, s2), s2], 1))   # [B, w2, H/4, W/4]
         y = self.up2(torch.cat([_resize(y, s1), s1], 1))    # [B, width, H/2, W/2]
-        logits = F.interpolate(self.classifier(y), size=size, mode="bilinear", align_corners=False)  # [B, C, H, W]
-        return [logits]
+        logits = F.interpolate(self.classifier(y), size=size, mode="bilinear", align_corners=self.align_corners)
+        return [logits]  # [B, C, H, W]
 
 def _resize(x, like):
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
@@ -198,21 +199,29 @@ def freeze_batchnorm(model: nn.Module) -> None:
         if isinstance(m, nn.BatchNorm2d): m.requires_grad_(False)
 
 def batchnorm_eval(model: nn.Module) -> None:
-    "Put every BatchNorm in eval mode (running statistics used, never updated)."
+    "Put every BatchNorm (plain or `SyncBatchNorm`) in eval mode (running statistics used, never updated)."
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d): m.eval()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
+
+class FrozenStatistics(nn.Module):
+    "A model whose BatchNorm layers stay in eval mode (statistics frozen) while it trains, when `self.freeze_bn`."
+    freeze_bn = False
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze_bn: batchnorm_eval(self)
+        return self
 
 # %% ../nbs/04_models.ipynb #c026
-class DeepLabV2(nn.Module):
+class DeepLabV2(FrozenStatistics):
     "DeepLabV2, ResNet-101 at output stride 8, ADVENT's `ResNetMulti` layout: `layer6` on layer4, `layer5` on layer3."
     head_prefixes = ("layer5", "layer6")
 
     def __init__(self, num_classes: int, multi_level: bool = True, weights="", freeze_bn: bool = True,
-                 aspp_bug: bool = False, stride_in_1x1: bool | None = None):
+                 aspp_bug: bool = False, stride_in_1x1: bool | None = None, align_corners: bool = True):
         super().__init__()
         state, fmt = source_state(weights, "resnet101")
         self.stride_in_1x1 = resolve_stride_in_1x1(stride_in_1x1, fmt)
-        self.multi_level, self.freeze_bn = multi_level, freeze_bn
+        self.multi_level, self.freeze_bn, self.align_corners = multi_level, freeze_bn, align_corners
         self.head_weights = (1.0, 0.1) if multi_level else (1.0,)
         self.normalise = Normalise(**(CAFFE if self.stride_in_1x1 else IMAGENET))
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
@@ -231,12 +240,6 @@ class DeepLabV2(nn.Module):
         freeze_batchnorm(self)
         if state is not None: load_deeplab_weights(self, state, fmt, str(weights))
         self.train()
-
-    def train(self, mode: bool = True):
-        "Set train/eval mode; BatchNorm stays in eval mode when `freeze_bn`."
-        super().train(mode)
-        if self.freeze_bn: batchnorm_eval(self)
-        return self
 
     def forward(self, x):  # [B, 3, H, W] RGB in [0, 1]
         x = self.maxpool(self.relu(self.bn1(self.conv1(self.normalise(x)))))  # [B, 64, H/4, W/4]
@@ -275,10 +278,14 @@ def check_deeplab_variant(model: DeepLabV2, state: dict, source: str) -> None:
                            "build with aspp_bug=True")
 
 # %% ../nbs/04_models.ipynb #c032b
-def upsample(logits: torch.Tensor, size) -> torch.Tensor:
+def upsample(logits: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
     "Bilinear resize of `[B, C, h, w]` logits to `size` (no-op when equal)."
     if tuple(logits.shape[-2:]) == tuple(size): return logits
-    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)  # [B, C, *size]
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=align_corners)  # [B, C, *size]
+
+def align_corners_of(model: nn.Module) -> bool:
+    "The logits' upsampling convention of `model` (through a DDP wrapper); `False` for a model that names none."
+    return bool(getattr(getattr(model, "module", model), "align_corners", False))
 
 # %% ../nbs/04_models.ipynb #c040
 def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
@@ -315,14 +322,15 @@ def seg_head(cin: int, mid: int, num_classes: int) -> nn.Sequential:
     return nn.Sequential(conv_bn_relu(cin, mid), nn.Conv2d(mid, num_classes, 1))
 
 # %% ../nbs/04_models.ipynb #c042
-class BiSeNet(nn.Module):
+class BiSeNet(FrozenStatistics):
     "BiSeNet V1 on a ResNet-18 context path; in training mode [main, aux from 1/16, aux from 1/32], all at input size."
     head_prefixes = ("spatial_path", "global_context", "arm32", "arm16", "refine32", "refine16", "ffm", "head",
                      "aux16", "aux32")
     head_weights = (1/3, 1/3, 1/3)
 
-    def __init__(self, num_classes: int, weights=""):
+    def __init__(self, num_classes: int, weights="", freeze_bn: bool = False, align_corners: bool = True):
         super().__init__()
+        self.freeze_bn, self.align_corners = freeze_bn, align_corners
         state, fmt = source_state(weights, "resnet18")
         self.normalise = Normalise(**IMAGENET)
         self.backbone = torchvision.models.resnet18()
@@ -336,6 +344,7 @@ class BiSeNet(nn.Module):
         self.head = seg_head(256, 256, num_classes)
         self.aux16, self.aux32 = seg_head(128, 64, num_classes), seg_head(128, 64, num_classes)
         if state is not None: load_bisenet_weights(self, state, fmt, str(weights))
+        self.train()
 
     def context_path(self, x):  # [B, 3, H, W] normalised
         b = self.backbone
@@ -351,8 +360,7 @@ class BiSeNet(nn.Module):
         c16, c32 = self.context_path(x)
         fused = self.ffm(self.spatial_path(x), c16)       # [B, 256, H/8, W/8]
         heads = [self.head(fused)] + ([self.aux16(c16), self.aux32(c32)] if self.training else [])
-        return [F.interpolate(h, size=x.shape[-2:], mode="bilinear", align_corners=False)
-                for h in heads]  # [B, C, H, W] each
+        return [upsample(h, x.shape[-2:], self.align_corners) for h in heads]  # [B, C, H, W] each
 
 def load_bisenet_weights(model: BiSeNet, state: dict, fmt: str, source: str = "weights") -> None:
     "Load a torchvision `resnet18` state dict into the context path, or a `full` BiSeNet checkpoint."

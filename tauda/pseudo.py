@@ -4,14 +4,14 @@
 
 # %% auto #0
 __all__ = ['CONFIDENCE_SCALE', 'MANIFEST', 'predict', 'predictions', 'output_paths', 'confidence_png', 'read_confidence',
-           'save_png', 'link_image', 'write_outputs', 'file_sha256', 'check_manifest', 'write_manifest',
-           'export_pseudo_labels', 'pseudo_label_command']
+           'save_png', 'link_image', 'write_outputs', 'file_sha256', 'read_manifest', 'check_manifest',
+           'write_manifest', 'manifest_paths', 'export_pseudo_labels', 'pseudo_label_command']
 
 # %% ../nbs/api/06_pseudo.ipynb #c003
 import hashlib
-import json
 import os
 import shutil
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +25,15 @@ from .config import ConfigError
 from .data import DataError, read_label_ids
 from .labels import Protocol, get_protocol
 from .loading import Tracked, dataset_root, target_dataset, worker_failures
-from .models import upsample
-from .registry import command
-from .runtime import output_dir
+from .metrics import same_size_batches
+from .models import align_corners_of, upsample
+from .outputs import OutputError, check_output, claim, new_marker, read_json, stopped_at
 
 # %% ../nbs/api/06_pseudo.ipynb #c006
 @torch.no_grad()
 def predict(model, images: torch.Tensor, size) -> tuple:
     "Train ids (int64) and confidences `[B, H, W]` of `model`'s main head on `images` `[B, 3, h, w]` at `size`."
-    probs = upsample(model(images)[0], size).softmax(1)  # [B, C, H, W]
+    probs = upsample(model(images)[0], size, align_corners_of(model)).softmax(1)  # [B, C, H, W]
     confidence, ids = probs.max(1)                       # [B, H, W]
     return ids, confidence
 
@@ -42,16 +42,17 @@ def predictions(model, dataset, batch_size: int = 1, num_workers: int = 0, progr
                 worker_timeout: float = 0):
     "Yield `(position, train ids [H, W], confidence [H, W])` (numpy) for every image of `dataset`, in order."
     device = next(model.parameters()).device
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=list,
                         timeout=worker_timeout if num_workers else 0)  # a hung read stops the export
     position = 0
     with tqdm(total=len(dataset), desc="pseudo-labels", unit="img", disable=not progress) as bar:
-        for images, placeholders in loader:  # [B, 3, h, w], [B, H, W]
-            ids, confidence = predict(model, images.to(device), placeholders.shape[-2:])
-            for train_ids, conf in zip(ids.cpu().numpy(), confidence.cpu().numpy()):
-                yield position, train_ids, conf  # at the original resolution
-                position += 1
-            bar.update(len(images))
+        for samples in loader:
+            for images, placeholders in same_size_batches(samples):  # [B, 3, h, w], [B, H, W]
+                ids, confidence = predict(model, images.to(device), placeholders.shape[-2:])
+                for train_ids, conf in zip(ids.cpu().numpy(), confidence.cpu().numpy()):
+                    yield position, train_ids, conf  # at the original resolution
+                    position += 1
+            bar.update(len(samples))
 
 # %% ../nbs/api/06_pseudo.ipynb #c012
 CONFIDENCE_SCALE = 255  # confidence PNG value = round(255 · max softmax probability)
@@ -105,15 +106,23 @@ def file_sha256(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
     return digest.hexdigest()
 
+def read_manifest(out: Path) -> dict | None:
+    "The manifest of the pseudo-labels in `out`, checked; `None` if there is none."
+    path = Path(out)/MANIFEST
+    if not path.exists(): return None
+    manifest = read_json(path, "a pseudo-label manifest", ("checkpoint", "sha256", "split"))
+    if not all(isinstance(n, str) for n in manifest.get("outputs", [])):
+        raise OutputError(f"{path}: not a pseudo-label manifest (its list of outputs is damaged)")
+    return manifest
+
 def check_manifest(out: Path, manifest: dict, overwrite: bool = False):
     "Refuse to add to the pseudo-labels in `out` if another checkpoint (or split) made them, unless `overwrite`."
-    path = Path(out)/MANIFEST
-    if overwrite or not path.is_file(): return
-    try: old = json.loads(path.read_text())
-    except ValueError as e:
-        raise DataError(f"{path}: not a pseudo-label manifest ({e}); pass --overwrite to replace it") from e
+    if overwrite: return
+    try: old = read_manifest(out)
+    except OutputError as e: raise OutputError(f"{e}; pass --overwrite to replace it, or choose another --out") from e
+    if old is None: return
     if (old.get("sha256"), old.get("split")) != (manifest["sha256"], manifest["split"]):
-        raise CheckpointError(f"{path} records pseudo-labels of {old.get('checkpoint')} (iteration "
+        raise CheckpointError(f"{Path(out)/MANIFEST} records pseudo-labels of {old.get('checkpoint')} (iteration "
                               f"{old.get('iteration')}, split {old.get('split')!r}); {manifest['checkpoint']} "
                               f"(iteration {manifest['iteration']}, split {manifest['split']!r}) differs: pass "
                               "--overwrite (overwrite=True) to replace them, or choose another --out")
@@ -122,12 +131,24 @@ def write_manifest(out: Path, manifest: dict) -> Path:
     "Write `manifest` to `out/pseudo_labels.json`, atomically."
     return write_json(Path(out)/MANIFEST, manifest)
 
+def manifest_paths(out: Path, manifest: dict) -> list:
+    "Every file of the export that `manifest` describes (colour renderings included), by exact name."
+    return [q for name in manifest.get("outputs", [])
+            for q in output_paths(out, manifest["split"], Path(name), colour=True).values()]
+
+def _legacy_export(out: Path):
+    "The marker of a pseudo-label folder written before folders carried one (it has a readable manifest), or `None`."
+    try: return {**new_marker("pseudo-label"), "files": [MANIFEST]} if read_manifest(out) else None
+    except OutputError: return None
+
 # %% ../nbs/api/06_pseudo.ipynb #c018
 def _check_options(batch_size, num_workers, worker_timeout):
-    if batch_size is not None and batch_size < 1:
-        raise ConfigError(f"--batch-size: expected at least 1, got {batch_size}")
-    if num_workers is not None and num_workers < 0:
-        raise ConfigError(f"--num-workers: expected 0 or more, got {num_workers}")
+    if batch_size is not None and not 1 <= batch_size <= 4096:
+        raise ConfigError(f"--batch-size: expected {'at least 1' if batch_size < 1 else 'at most 4096'}, "
+                          f"got {batch_size}")
+    if num_workers is not None and not 0 <= num_workers <= 256:
+        raise ConfigError(f"--num-workers: expected {'0 or more' if num_workers < 0 else 'at most 256'}, "
+                          f"got {num_workers}")
     if worker_timeout is not None and worker_timeout < 0:
         raise ConfigError(f"--worker-timeout: expected 0 or more, got {worker_timeout:g}")
 
@@ -141,14 +162,28 @@ def _stored_pixels(paths: list, stored: list, protocol: Protocol) -> np.ndarray:
         pixels += _class_pixels(protocol.encode(read_label_ids(paths[i]["label_ids"])), protocol.num_classes)
     return pixels
 
+def _begin(out: Path, manifest: dict, overwrite: bool) -> list:
+    "Record the export in `out` (the old one's own files go with `overwrite`); its files, temporaries removed."
+    check_manifest(out, manifest, overwrite)
+    old = None
+    try: old = read_manifest(out)
+    except OutputError: pass  # with overwrite, a damaged manifest is replaced (without it: refused just above)
+    paths = [output_paths(out, manifest["split"], Path(name), manifest["colour"]) for name in manifest["outputs"]]
+    new = {q for p in paths for q in p.values()}
+    if overwrite and old:
+        for q in manifest_paths(out, old):
+            if q not in new: q.unlink(missing_ok=True)
+    write_manifest(out, manifest)
+    remove_temporaries(chain(new, manifest_paths(out, old) if old else ()))
+    return paths
+
 def export_pseudo_labels(checkpoint, out=None, data_root=None, split=None, batch_size=None, progress: bool = True,
                          overwrite: bool = False, colour: bool = True, device="auto", num_workers: int | None = None,
                          worker_timeout: float | None = None) -> dict:
     "Write the pseudo-labels of `checkpoint` on the target split as a Cityscapes-layout tree at `out`; the manifest."
     _check_options(batch_size, num_workers, worker_timeout)
     checkpoint = Path(checkpoint)
-    out = Path(out) if out else checkpoint.parent.parent/"pseudo_labels"
-    out = output_dir(out, "pseudo-label folder", create=False)
+    out = check_output(Path(out) if out else checkpoint.parent.parent/"pseudo_labels", "pseudo-label folder")
     model, cfg, iteration = load_for_inference(checkpoint, device)
     if data_root: cfg.data_root = str(data_root)
     if cfg.data.target != "cityscapes":
@@ -160,23 +195,36 @@ def export_pseudo_labels(checkpoint, out=None, data_root=None, split=None, batch
     manifest = dict(checkpoint=str(checkpoint.resolve()), sha256=file_sha256(checkpoint), iteration=iteration,
                     method=cfg.method.name, model=cfg.model.name, protocol=protocol.name,
                     target=str(Path(root).resolve()), split=split,
-                    confidence="8-bit grey PNG: round(255 · max softmax probability)", colour=colour, complete=False)
-    check_manifest(out, manifest, overwrite)
-    write_manifest(out, manifest)
-    remove_temporaries(out, recursive=True)
-    paths = [output_paths(out, split, image, colour) for image in dataset.images]
+                    confidence="8-bit grey PNG: round(255 · max softmax probability)", colour=colour, complete=False,
+                    outputs=[f"{p.parent.name}/{p.name}" for p in dataset.images])
+    owner = claim(out, "pseudo-label", "pseudo-label folder", [root, cfg.data_root], legacy=_legacy_export)
+    try:
+        owner.lock("pseudo-label folder").add(MANIFEST)
+        paths = _begin(out, manifest, overwrite)
+        run = dict(batch_size=cfg.schedule.eval_batch_size if batch_size is None else batch_size,
+                   num_workers=cfg.data.num_workers if num_workers is None else num_workers,
+                   worker_timeout=cfg.data.worker_timeout if worker_timeout is None else worker_timeout)
+        return _export(model, dataset, out, paths, manifest, protocol, overwrite, progress, **run)
+    except BaseException:
+        owner.abandon()
+        raise
+    finally: owner.release()
+
+def _export(model, dataset, out, paths, manifest, protocol, overwrite, progress, batch_size, num_workers,
+            worker_timeout):
+    "Predict the images whose outputs are missing (all of them with `overwrite`) and write them; the manifest."
     todo = [i for i, p in enumerate(paths) if overwrite or not all(q.exists() for q in p.values())]
     pixels = _stored_pixels(paths, sorted(set(range(len(paths))) - set(todo)), protocol)  # [C] over the tree
-    batch_size = cfg.schedule.eval_batch_size if batch_size is None else batch_size
     images = Tracked(Subset(dataset, todo))  # a worker that fails names its file
-    num_workers = cfg.data.num_workers if num_workers is None else num_workers
-    worker_timeout = cfg.data.worker_timeout if worker_timeout is None else worker_timeout
+    done = [0]
     with worker_failures(images, hint="pass --num-workers 0 to see the error in the main process",
-                         timeout_hint="--worker-timeout SECONDS"):
+                         timeout_hint="--worker-timeout SECONDS"), \
+         stopped_at(lambda: f"after {done[0]} of the {len(todo)} images left to do, in {out}"):
         for position, train_ids, conf in predictions(model, images, batch_size, num_workers, progress, worker_timeout):
             i = todo[position]
             write_outputs(paths[i], dataset.images[i], train_ids, conf, protocol, overwrite)
             pixels += _class_pixels(train_ids, protocol.num_classes)
+            done[0] += 1
     total = max(int(pixels.sum()), 1)
     manifest.update(complete=True, images=len(paths), computed=len(todo), skipped=len(paths) - len(todo),
                     class_share={n: round(int(c)/total, 6) for n, c in zip(protocol.names, pixels)})
@@ -184,29 +232,6 @@ def export_pseudo_labels(checkpoint, out=None, data_root=None, split=None, batch
     return manifest
 
 # %% ../nbs/api/06_pseudo.ipynb #c020
-def _pseudo_label_arguments(p):
-    p.add_argument("checkpoint", help="a tauda checkpoint (RUN/checkpoints/last.pt)")
-    p.add_argument("--out", help="output folder (default: RUN/pseudo_labels)")
-    p.add_argument("--data-root", help="folder holding one sub-folder per dataset (default: the run's own)")
-    p.add_argument("--split", help="target split (default: the run's data.target_split)")
-    p.add_argument("--batch-size", type=int,
-                   help="images per forward pass (default: the run's schedule.eval_batch_size)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--num-workers", type=int,
-                   help="data-loading worker processes (default: the run's data.num_workers)")
-    p.add_argument("--worker-timeout", type=float,
-                   help="seconds without a batch from the workers before the export stops, "
-                        "0 for no limit (default: the run's data.worker_timeout)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--overwrite", action="store_true",
-                   help="rewrite every output, even if another checkpoint made the existing ones")
-    p.add_argument("--no-colour", dest="colour", action="store_false", help="do not write the colour renderings")
-
-@command("pseudo-label", help="write pseudo-labels and confidence maps for the target training split",
-         arguments=_pseudo_label_arguments,
-         description="Write a checkpoint's pseudo-labels (labelIds), confidence maps and colour renderings for "
-                     "the target training split, as a Cityscapes-layout tree; an interrupted export resumes where "
-                     "it stopped.")
 def pseudo_label_command(args) -> int:
     "`tauda pseudo-label CHECKPOINT …`: write the tree, print what was done."
     m = export_pseudo_labels(args.checkpoint, args.out, args.data_root, args.split, args.batch_size,

@@ -72,14 +72,18 @@ class Command:
     name: str
     help: str
     arguments: Callable
-    run: Callable
+    run: Callable | str   # the function, or its dotted path (imported when the command runs)
     description: str = ""
+
+    def runner(self) -> Callable:
+        "The function that runs the command (its module is imported now if `run` is a dotted path)."
+        return load_dotted(self.run, "command") if isinstance(self.run, str) else self.run
 
 COMMANDS = Registry("command")
 
-def command(name: str, help: str, arguments: Callable = lambda parser: None, description: str = ""):
-    "Decorator on `run(args)`: register it as the sub-command `name` of `tauda`."
-    def add(run):
+def command(name: str, help: str, run: Callable | str, description: str = ""):
+    "Decorator on `arguments(parser)`: declare the sub-command `name`, run by `run` (function or dotted path)."
+    def add(arguments):
         COMMANDS.register(name, help)(Command(name, help, arguments, run, description or help))
-        return run
+        return arguments
     return add

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['AMP_MODES', 'TrainingError', 'rank_and_world', 'is_main_process', 'resolve_device', 'setup_distributed', 'barrier',
-           'main_process_first', 'output_dir', 'has_training_batchnorm', 'wrap_distributed', 'unwrap',
-           'check_same_on_all_ranks', 'autocast_dtype', 'autocast', 'grad_scaler', 'use_channels_last',
-           'out_of_memory_advice', 'tensorboard_writer', 'log_scalars', 'prediction_panel', 'log_images']
+           'main_process_first', 'has_training_batchnorm', 'wrap_distributed', 'unwrap', 'check_same_on_all_ranks',
+           'autocast_dtype', 'autocast', 'grad_scaler', 'use_channels_last', 'out_of_memory_advice',
+           'tensorboard_writer', 'log_scalars', 'prediction_panel', 'log_images']
 
 # %% ../nbs/api/02_runtime.ipynb #c003
 import contextlib
@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .config import Config, ConfigError
 from .entropy import entropy_map
+from .models import align_corners_of, upsample
 
 # %% ../nbs/api/02_runtime.ipynb #c005
 class TrainingError(RuntimeError):
@@ -34,11 +35,15 @@ def is_main_process() -> bool:
     return rank_and_world()[0] == 0
 
 def resolve_device(name: str) -> torch.device:
-    "`auto` → CUDA when available, else CPU; anything else is passed to `torch.device`."
+    "`auto` → CUDA when available, else CPU; `cpu`, `cuda`, `cuda:N` (`mps` on a Mac with it); else `ConfigError`."
     if name == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try: device = torch.device(name)
     except RuntimeError as e:
         raise ConfigError(f"device: cannot use {name!r} ({e}); use auto, cpu, cuda or cuda:N") from e
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name!r} but this machine has no Apple GPU (MPS); use auto, cpu, cuda or cuda:N")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device={name!r}: tauda runs on cpu, cuda or cuda:N (auto chooses), not on {device.type}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name!r} but no CUDA GPU is visible; use device=cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
@@ -66,20 +71,6 @@ def main_process_first(fn):
     barrier()
     if not is_main_process(): result = fn()
     return result
-
-# %% ../nbs/api/02_runtime.ipynb #c007
-def output_dir(path, what: str = "output folder", create: bool = True) -> Path:
-    "Create the folder `path` (or with `create=False` only check that it could be); raise `ConfigError` saying why not."
-    path = Path(path)
-    existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)  # the nearest part that exists
-    if not existing.is_dir():
-        raise ConfigError(f"{what} {path}: cannot be created, {existing} is a file" if existing != path
-                          else f"{what} {path}: is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK): raise ConfigError(f"{what} {path}: {existing} is not writable")
-    if create:
-        try: path.mkdir(parents=True, exist_ok=True)
-        except OSError as e: raise ConfigError(f"{what} {path}: cannot be created ({e.strerror or e})") from e
-    return path
 
 # %% ../nbs/api/02_runtime.ipynb #c010
 def has_training_batchnorm(model: nn.Module) -> bool:
@@ -166,7 +157,7 @@ def prediction_panel(model: nn.Module, images: torch.Tensor, protocol) -> dict:
     was_training = model.training
     logits = model.eval()(images)[0]                                              # [N, C, h, w]
     model.train(was_training)
-    logits = nn.functional.interpolate(logits.float(), size=images.shape[-2:], mode="bilinear", align_corners=False)
+    logits = upsample(logits.float(), images.shape[-2:], align_corners_of(model))    # [N, C, H, W]
     colours = torch.stack([torch.from_numpy(protocol.colourise(p)) for p in logits.argmax(1).cpu()])  # [N, H, W, 3]
     entropy = entropy_map(logits).cpu()[:, None].expand(-1, 3, -1, -1)           # [N, 3, H, W]
     return {"input": images.cpu(), "prediction": colours.permute(0, 3, 1, 2).float()/255, "entropy": entropy}

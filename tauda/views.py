@@ -47,7 +47,8 @@ def photometric(image: torch.Tensor, g: torch.Generator, v: StrongView) -> torch
     x = TF.adjust_saturation(x, _uniform(g, 1 - v.saturation, 1 + v.saturation))
     x = TF.adjust_sharpness(x, _uniform(g, 1 - v.sharpness, 1 + v.sharpness))
     if _chance(g, v.shadow_p): x = x*_shadow(x.shape[-2:], g, v.shadow, x.device)
-    if _chance(g, v.noise_p): x = x + torch.randn(x.shape, generator=g).to(x.device)*_uniform(g, 0, v.noise_std)
+    if _chance(g, v.noise_p):  # (an asynchronous copy: the GPU does not wait for it)
+        x = x + torch.randn(x.shape, generator=g).to(x.device, non_blocking=True)*_uniform(g, 0, v.noise_std)
     if _chance(g, v.blur_p):
         sigma = _uniform(g, *v.blur_sigma)
         x = TF.gaussian_blur(x, kernel_size=2*math.ceil(3*sigma) + 1, sigma=sigma)
@@ -78,24 +79,25 @@ def random_affine(g: torch.Generator, v: StrongView, size) -> torch.Tensor:
     linear = torch.linalg.inv(aspect) @ rotate @ shear @ scale @ aspect
     return torch.cat([linear, torch.zeros(2, 1, dtype=torch.float64)], 1).float()
 
-def warp(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    "Warp `x` `[B, C, H, W]` by affines `theta` `[B, 2, 3]` (zero outside the support)."
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)  # [B, H, W, 2]
+def warp(x: torch.Tensor, affine: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    "Warp `x` `[B, C, H, W]` by affines `affine` `[B, 2, 3]` (zero outside the support)."
+    affine = affine.to(x.device, x.dtype, non_blocking=True)                               # [B, 2, 3]
+    grid = F.affine_grid(affine, list(x.shape), align_corners=False)                       # [B, H, W, 2]
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
-def warp_with_validity(logits: torch.Tensor, theta: torch.Tensor):
+def warp_with_validity(logits: torch.Tensor, affine: torch.Tensor):
     "Warped logits `[B, C, H, W]` and the mask `[B, H, W]` of pixels fully inside the warped support."
     ones = torch.ones_like(logits[:, :1])
-    warped = warp(torch.cat([logits, ones], 1), theta)
+    warped = warp(torch.cat([logits, ones], 1), affine)
     return warped[:, :-1], warped[:, -1] > 0.999
 
 # %% ../nbs/06_views.ipynb #c010
 def strong_view(images: torch.Tensor, seeds, v: StrongView = StrongView()):
     "Strong views `[B, 3, H, W]` of weak views `images`, and their affines `[B, 2, 3]`; sample `i` uses `seeds[i]`."
-    views, thetas = [], []
+    views, affines = [], []
     for image, seed in zip(images, seeds):
         g = torch.Generator().manual_seed(int(seed))
         views.append(photometric(image, g, v))
-        thetas.append(random_affine(g, v, image.shape[-2:]))
-    theta = torch.stack(thetas)
-    return warp(torch.stack(views), theta), theta
+        affines.append(random_affine(g, v, image.shape[-2:]))
+    affine = torch.stack(affines)                                            # [B, 2, 3]
+    return warp(torch.stack(views), affine), affine

@@ -11,10 +11,21 @@ from tauda.checkdata import check_data
 from tauda.cli import run
 from tauda.data import (DATASETS, Cityscapes, DataError, GTA5, LabelFormatError, Synthia, build_dataset, png_header,
                         read_label_ids, read_synthia_label, write_fixture, write_png16, write_synthia_sample)
-from tauda.labels import CITYSCAPES19, IGNORE, PROTOCOLS, SYNTHIA16
+from tauda.labels import CITYSCAPES19, CROSSCITY13, IGNORE, PROTOCOLS, SYNTHIA16
 
-LABEL_DIRS = {"gta5": "labels", "synthia": "GT/LABELS", "cityscapes": "gtFine"}
-IMAGE_DIRS = {"gta5": "images", "synthia": "RGB", "cityscapes": "leftImg8bit"}
+LABEL_DIRS = {"gta5": "labels", "synthia": "GT/LABELS", "cityscapes": "gtFine", "crosscity": "Rome/Labels"}
+IMAGE_DIRS = {"gta5": "images", "synthia": "RGB", "cityscapes": "leftImg8bit", "crosscity": "Rome/Images"}
+SPLITS, OPTIONS = {"crosscity": "test"}, {"crosscity": {"city": "Rome"}}  # the labelled split; the layout's options
+
+
+def _write(layout, root, **kw):
+    "`write_fixture` in the labelled split of `layout` (with its options)."
+    return write_fixture(layout, root, split=SPLITS.get(layout, "val"), **OPTIONS.get(layout, {}), **kw)
+
+
+def _build(layout, root, protocol, **kw):
+    "`build_dataset` of the labelled split of `layout` (with its options)."
+    return build_dataset(layout, root, SPLITS.get(layout, "val"), protocol, **OPTIONS.get(layout, {}), **kw)
 
 
 def _first(root, layout, kind):
@@ -25,9 +36,9 @@ def _first(root, layout, kind):
 @pytest.mark.parametrize("protocol", list(PROTOCOLS.values()), ids=list(PROTOCOLS))
 @pytest.mark.parametrize("layout", list(DATASETS))
 def test_every_class_reads_back_pixel_by_pixel(tmp_path, layout, protocol):
-    expected = write_fixture(layout, tmp_path, n=3, size=(8, 10), protocol=protocol, seed=7)
+    expected = _write(layout, tmp_path, n=3, size=(8, 10), protocol=protocol, seed=7)
     assert set(np.unique(expected)) == set(range(protocol.num_classes)) | {IGNORE}
-    ds = build_dataset(layout, tmp_path, "val", protocol, size=None)
+    ds = _build(layout, tmp_path, protocol, size=None)
     assert len(ds) == 3
     for i in range(3):
         image, label = ds[i]
@@ -38,12 +49,12 @@ def test_every_class_reads_back_pixel_by_pixel(tmp_path, layout, protocol):
 @pytest.mark.parametrize("layout", list(DATASETS))
 def test_resize_is_bilinear_for_images_and_nearest_for_labels(tmp_path, layout):
     protocol = SYNTHIA16 if layout == "synthia" else CITYSCAPES19
-    expected = write_fixture(layout, tmp_path, n=1, size=(8, 10), protocol=protocol)
-    image, label = build_dataset(layout, tmp_path, "val", protocol, size=(16, 20))[0]
+    expected = _write(layout, tmp_path, n=1, size=(8, 10), protocol=protocol)
+    image, label = _build(layout, tmp_path, protocol, size=(16, 20))[0]
     assert image.shape == (3, 16, 20) and label.shape == (16, 20)
     nearest = torch.from_numpy(expected[0]).repeat_interleave(2, 0).repeat_interleave(2, 1)  # nearest neighbour, 2x
     assert torch.equal(label, nearest)
-    full = build_dataset(layout, tmp_path, "val", protocol, size=(16, 20), resize_labels=False)[0][1]
+    full = _build(layout, tmp_path, protocol, size=(16, 20), resize_labels=False)[0][1]
     assert full.shape == (8, 10)
 
 
@@ -86,7 +97,7 @@ def test_write_png16_round_trips_any_channel_count(tmp_path):
 @pytest.mark.parametrize("layout", list(DATASETS))
 def test_wrong_root_names_the_expected_layout(tmp_path, layout):
     with pytest.raises(DataError, match="expected .*layout"):
-        build_dataset(layout, tmp_path/"nowhere", "val", CITYSCAPES19, size=None)
+        _build(layout, tmp_path/"nowhere", CITYSCAPES19, size=None)
     report = check_data(layout, tmp_path/"nowhere")
     assert not report.ok and "layout" in report.problems["layout"][0]
     assert run(["check-data", layout, str(tmp_path/"nowhere")]) == 1
@@ -94,11 +105,11 @@ def test_wrong_root_names_the_expected_layout(tmp_path, layout):
 
 @pytest.mark.parametrize("layout", list(DATASETS))
 def test_missing_label(tmp_path, layout):
-    write_fixture(layout, tmp_path, n=2, size=(6, 8))
+    _write(layout, tmp_path, n=2, size=(6, 8))
     label = _first(tmp_path, layout, "label")
     label.unlink()
     with pytest.raises(DataError, match="without"):
-        build_dataset(layout, tmp_path, "val", CITYSCAPES19, size=None)
+        _build(layout, tmp_path, CITYSCAPES19, size=None)
     report = check_data(layout, tmp_path)
     assert list(report.problems) == ["image_without_label"] and len(report.problems["image_without_label"]) == 1
 
@@ -106,23 +117,23 @@ def test_missing_label(tmp_path, layout):
 @pytest.mark.parametrize("kind", ["image", "label"])
 @pytest.mark.parametrize("layout", list(DATASETS))
 def test_truncated_png(tmp_path, layout, kind):
-    write_fixture(layout, tmp_path, n=2, size=(24, 32))
+    _write(layout, tmp_path, n=2, size=(24, 32))
     path = _first(tmp_path, layout, kind)
     path.write_bytes(path.read_bytes()[:-40])  # cut inside the compressed data
-    ds = build_dataset(layout, tmp_path, "val", CITYSCAPES19, size=None)
+    ds = _build(layout, tmp_path, CITYSCAPES19, size=None)
     with pytest.raises(DataError, match=str(path)):
         ds[0]
     problems = check_data(layout, tmp_path).problems
     assert list(problems) == ["unreadable"] and problems["unreadable"][0].startswith(str(path))
 
 
-@pytest.mark.parametrize("layout", ["gta5", "cityscapes"])
+@pytest.mark.parametrize("layout", ["gta5", "cityscapes", "crosscity"])
 def test_rgb_label_where_a_palette_or_grey_one_is_expected(tmp_path, layout):
-    write_fixture(layout, tmp_path, n=1, size=(6, 8))
+    _write(layout, tmp_path, n=1, size=(6, 8))
     path = _first(tmp_path, layout, "label")
     Image.open(path).convert("RGB").save(path)  # a colour rendering
     with pytest.raises(LabelFormatError, match=f"{path}.*mode 'RGB'"):
-        build_dataset(layout, tmp_path, "val", CITYSCAPES19, size=None)[0]
+        _build(layout, tmp_path, CITYSCAPES19, size=None)[0]
     problems = check_data(layout, tmp_path).problems
     assert list(problems) == ["wrong_mode"] and problems["wrong_mode"][0].startswith(str(path))
 
@@ -141,9 +152,9 @@ def test_synthia_label_read_as_8_bit(tmp_path):
 
 @pytest.mark.parametrize("layout", list(DATASETS))
 def test_label_value_outside_the_layout_is_ignored_and_reported(tmp_path, layout):
-    expected = write_fixture(layout, tmp_path, n=1, size=(6, 8))
+    expected = _write(layout, tmp_path, n=1, size=(6, 8))
     path = _first(tmp_path, layout, "label")
-    bad = {"gta5": 40, "cityscapes": 200, "synthia": 300}[layout]
+    bad = {"gta5": 40, "cityscapes": 200, "crosscity": 200, "synthia": 300}[layout]
     if layout == "synthia":
         from tauda.data import read_png16
         data = read_png16(path)[..., :3].copy(); data[0, :2, 0] = bad
@@ -155,8 +166,8 @@ def test_label_value_outside_the_layout_is_ignored_and_reported(tmp_path, layout
         out = Image.fromarray(ids, mode=im.mode)
         if palette: out.putpalette(palette)
         out.save(path)
-    protocol = SYNTHIA16 if layout == "synthia" else CITYSCAPES19
-    _, label = build_dataset(layout, tmp_path, "val", protocol, size=None)[0]
+    protocol = {"synthia": SYNTHIA16, "crosscity": CROSSCITY13}.get(layout, CITYSCAPES19)  # the fixture's
+    _, label = _build(layout, tmp_path, protocol, size=None)[0]
     assert (label[0, :2] == IGNORE).all()  # ignored, never a class
     assert torch.equal(label[1:], torch.from_numpy(expected[0][1:]))
     report = check_data(layout, tmp_path, protocol)
@@ -185,12 +196,23 @@ def test_unpaired_label_and_split_file(tmp_path):
 
 
 def test_check_data_command_exit_codes(tmp_path, capsys):
-    write_fixture("synthia", tmp_path, n=1, size=(6, 8))
-    out = tmp_path/"report.json"
-    assert run(["check-data", "synthia", str(tmp_path), "--json", str(out)]) == 0
+    root = tmp_path/"synthia"
+    write_fixture("synthia", root, n=1, size=(6, 8))
+    out = tmp_path/"report.json"  # beside the dataset: a report inside it is refused
+    assert run(["check-data", "synthia", str(root), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["ok"] is True and "OK" in capsys.readouterr().out
-    (tmp_path/"RGB/0000000.png").unlink()
-    assert run(["check-data", "synthia", str(tmp_path)]) == 1
-    assert run(["check-data", "nosuchlayout", str(tmp_path)]) == 2
+    (root/"RGB/0000000.png").unlink()
+    assert run(["check-data", "synthia", str(root), "--json", str(out)]) == 1  # its own report: replaced
+    assert json.loads(out.read_text())["ok"] is False
+    assert run(["check-data", "nosuchlayout", str(root)]) == 2
     assert run(["check-data"]) == 2
-    assert run(["check-data", "gta5", str(tmp_path), "--protocol", "nosuch"]) == 2
+    assert run(["check-data", "gta5", str(root), "--protocol", "nosuch"]) == 2
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])  # utf-16: with its byte-order mark
+def test_split_files_in_utf8_or_with_a_byte_order_mark(tmp_path, encoding):
+    "A split file saved by an editor that adds a byte-order mark (UTF-8 or UTF-16, CRLF lines) lists the same images."
+    write_fixture("gta5", tmp_path/"gta5", n=3)
+    (tmp_path/"gta5"/"train.txt").write_bytes("00002.png\r\n00003.png\r\n".encode(encoding))
+    dataset = build_dataset("gta5", tmp_path/"gta5", "train", CITYSCAPES19, None)
+    assert [p.name for p in dataset.images] == ["00002.png", "00003.png"]

@@ -6,7 +6,10 @@ file write, and deleted outputs being redone (tests/test_pseudo.py).
 
 Here: kill -9 *while a checkpoint is being written*; a full disk while saving (simulated, and a real write refused
 by the operating system); a data-loading worker that raises, is killed, exits or hangs; a non-finite loss through the
-command line; and kill -9 of a pseudo-label export, which then resumes without redoing or losing a file.
+command line; kill -9 of a pseudo-label export, which then resumes without redoing or losing a file; Ctrl-C (SIGINT)
+and SIGTERM of a training run, which stop it in one line naming the command that resumes it exactly; a second
+writer on a run directory, refused while the first lives, and the lock released by kill -9 of the first; an
+interrupt, `--debug` and an unexpected error through the command line's one boundary.
 Subprocesses run `tests/fault_runner.py`, which injects the fault named by an environment variable. The runs train on
 the shared fixture datasets in the real layouts, from the shared source checkpoint (conftest.py).
 """
@@ -15,6 +18,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -35,6 +39,7 @@ from tauda.config import apply_overrides, get_preset
 from tauda.loading import RandomStream, SeededSampler, sample_file, sample_seed
 from tauda.methods import SourceOnly
 from tauda.pseudo import MANIFEST, export_pseudo_labels
+from tauda.runtime import TrainingError
 from tauda.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,12 +290,24 @@ def test_a_non_finite_loss_stops_the_command_in_one_line(data, tmp_path, capsys)
     assert last["iteration"] == 1 and all(torch.isfinite(v).all() for v in last["model"].values())
 
 
+def test_weights_that_are_no_longer_finite_are_never_saved(data, tmp_path):
+    "A learning rate far too large can overflow the weights without a non-finite loss: they are refused, not saved."
+    cfg = apply_overrides(get_preset("mini-source"), [f"data_root={data}", *RUN, "schedule.iterations=2"])
+    trainer = Trainer(cfg, tmp_path/"run", progress=False)
+    with torch.no_grad(): next(trainer.model.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(TrainingError, match="non-finite weights after iteration 0 .*, not saved; no checkpoint was "
+                                            "written yet"):
+        trainer.save(trainer.last_checkpoint)
+    trainer.owner.release()
+    assert not trainer.last_checkpoint.exists() and temporaries(tmp_path) == []
+
+
 # ---------------------------------------------------------------- kill -9 of a pseudo-label export
 
 def _tree(out: Path) -> dict:
-    "Every output file at its final name (no manifest, no temporary), by relative path: (mtime, bytes)."
+    "Every output file at its final name (no manifest, marker, lock or temporary), by relative path: (mtime, bytes)."
     return {p.relative_to(out): (p.lstat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*")
-            if p.is_file() and p.name != MANIFEST and ".tmp" not in p.name}
+            if p.is_file() and p.name not in (MANIFEST, ".tauda-output.json", ".tauda-lock") and ".tmp" not in p.name}
 
 
 def test_kill_9_during_a_pseudo_label_export_then_resume_redoes_nothing_and_loses_nothing(data, source_checkpoint,
@@ -333,3 +350,103 @@ def test_kill_9_during_a_pseudo_label_export_then_resume_redoes_nothing_and_lose
             reference_png = np.array(Image.open(tmp_path/"reference"/path))
             assert np.array_equal(np.array(Image.open(out/path)), reference_png), path
     assert resumed["class_share"] == reference["class_share"]
+
+
+# ---------------------------------------------------------------- Ctrl-C, SIGTERM, a second writer, the lock, kill -9
+
+def _stage1(data, init, out, *extra) -> list:
+    "`tauda train mini-stage1 …`: 6 iterations from `init`, a checkpoint after each (the run these tests stop)."
+    return ["train", "mini-stage1", "--quiet", "--data-root", str(data), "--out", str(out),
+            *sets(*RUN, f"init={init}", "schedule.iterations=6", "schedule.checkpoint_every=1", *extra)]
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return all(torch.equal(v, b["model"][k]) for k, v in a["model"].items()) and \
+        torch.equal(a["method"]["thresholds"]["thresholds"], b["method"]["thresholds"]["thresholds"])
+
+
+@pytest.fixture(scope="module")
+def whole_stage1(layouts, source_run, tmp_path_factory) -> dict:
+    "The last checkpoint of the uninterrupted run (a subprocess with one thread, as the runs it is compared with)."
+    out = tmp_path_factory.mktemp("whole")/"run"
+    subprocess.run([sys.executable, "-m", "tauda.cli", *_stage1(layouts, source_run.checkpoint, out)], env=env(),
+                   check=True, capture_output=True, timeout=240)
+    return torch.load(out/"checkpoints"/"last.pt", weights_only=False)
+
+
+@pytest.mark.parametrize("sig, status, stopped", [(signal.SIGINT, 130, "interrupted"),
+                                                  (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+                         ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_stops_in_one_line_and_the_printed_command_resumes_exactly(data, source_checkpoint, whole_stage1,
+                                                                                tmp_path, sig, status, stopped):
+    out, k = tmp_path/"run", random.Random(time.time_ns()).randint(2, 4)
+    victim = subprocess.Popen([sys.executable, "-m", "tauda.cli", *_stage1(data, source_checkpoint, out)], env=env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log, deadline = out/"log.jsonl", time.time() + 240
+    while victim.poll() is None and time.time() < deadline:
+        if log.is_file() and len(log.read_text().splitlines()) >= k: break
+        time.sleep(0.01)
+    victim.send_signal(sig)
+    err = victim.communicate(timeout=120)[1]
+    assert victim.returncode == status, f"k={k}: {err[-2000:]}"
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[0].startswith(f"tauda train: {stopped} at iteration ") and f" of 6 in {out}; " in lines[0]
+    assert "nothing is half-written; continue with: tauda train mini-stage1 " in lines[0]
+    assert lines[0].endswith(" --resume") and temporaries(out) == []
+    resume = shlex.split(lines[0].split("continue with: ", 1)[1])
+    subprocess.run([sys.executable, "-m", "tauda.cli", *resume[1:]], env=env(), check=True, capture_output=True,
+                   timeout=240)
+    resumed = torch.load(out/"checkpoints"/"last.pt", weights_only=False)
+    assert resumed["iteration"] == 6 and _same_weights(whole_stage1, resumed), f"k={k}"
+    assert [json.loads(line)["iteration"] for line in log.read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_second_writer_is_refused_and_kill_9_of_the_first_releases_the_lock(data, source_checkpoint, whole_stage1,
+                                                                              tmp_path, capsys):
+    out, mark = tmp_path/"run", tmp_path/"hanging"
+    argv = _stage1(data, source_checkpoint, out)
+    first = subprocess.Popen([sys.executable, str(RUNNER), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=env(TAUDA_FAULT_HANG_SAVE="last.pt:3", TAUDA_FAULT_MARK=str(mark)))
+    deadline = time.time() + 240
+    while not mark.exists() and first.poll() is None and time.time() < deadline: time.sleep(0.02)
+    assert mark.exists(), first.stderr.read().decode()[-2000:]
+    for again in (argv, argv + ["--resume"]):  # while the first one lives: refused, naming it
+        with pytest.raises(SystemExit) as exit_: main(again)
+        assert exit_.value.code == 2
+        line = error_line(capsys.readouterr().err, "train")
+        assert f"run directory {out} is in use by another tauda process (pid {first.pid})" in line
+    first.send_signal(signal.SIGKILL)
+    assert first.wait() == -signal.SIGKILL
+    done = subprocess.run([sys.executable, "-m", "tauda.cli", *argv, "--resume"], env=env(), capture_output=True,
+                          text=True, timeout=240)  # the operating system released the lock with the process
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert temporaries(out) == [] and _same_weights(whole_stage1, torch.load(out/"checkpoints"/"last.pt",
+                                                                             weights_only=False))
+
+
+def test_ctrl_c_debug_and_an_unexpected_error_through_the_boundary(data, tmp_path, capsys, monkeypatch):
+    argv = ["train", "mini-source", "--quiet", "--data-root", str(data), "--out", str(tmp_path/"run"),
+            *sets(*RUN, "schedule.iterations=4", "schedule.checkpoint_every=1")]
+    step = Trainer.train_step
+    def interrupted(trainer, *batches):
+        if trainer.iteration == 2: raise KeyboardInterrupt  # Ctrl-C in the middle of the third step
+        return step(trainer, *batches)
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    with pytest.raises(SystemExit) as exit_: main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 130 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    run = tmp_path/"run"
+    assert err.startswith(f"tauda train: interrupted at iteration 2 of 4 in {run}; the last good checkpoint is "
+                          f"{run/'checkpoints'/'last.pt'} (iteration 2); nothing is half-written; continue with: ")
+    assert err.strip().endswith("--resume") and temporaries(run) == []
+    def broken(trainer, *batches): raise ZeroDivisionError("a bug")
+    monkeypatch.setattr(Trainer, "train_step", broken)
+    for debug, environ in ((False, "0"), (True, "0"), (False, "1")):
+        monkeypatch.setenv("TAUDA_DEBUG", environ)
+        with pytest.raises(SystemExit) as exit_: main(argv + ["--resume"] + (["--debug"] if debug else []))
+        err = capsys.readouterr().err
+        assert exit_.value.code == 3 and err.strip().splitlines()[-1] == \
+            "tauda train: error: unexpected ZeroDivisionError: a bug (a bug in tauda? run it again with --debug " \
+            "for the traceback)"
+        assert ("Traceback" in err) == (debug or environ == "1")

@@ -1,6 +1,7 @@
 """`bash run.sh html` renders every chapter (nbs/*.ipynb, the API appendix nbs/api/*.ipynb, nbs/assignments/*.ipynb) to
 one offline HTML page, with no network access: every Python process it starts runs with sockets to anything but
-localhost refused and recorded."""
+localhost refused and recorded. A page reads as a chapter, not as a notebook: no `In [ ]:` prompts, no nbdev
+directives (`#| export`), the list of every chapter, and links to the previous and the next one."""
 import html
 import json
 import os
@@ -70,8 +71,30 @@ def test_html_pages_of_every_chapter_offline(tmp_path):
             source = (ROOT/"nbs"/chapter).parent/Path(link.split("#")[0]).with_suffix(".ipynb")
             assert target.is_file() or (target.suffix == ".html" and not source.exists()), \
                 f"{chapter}: broken link {link}"
+    check_reading(site)
     index = (site/"index.html").read_text()
     assert "data:image/png;base64" in index  # figures are embedded: the pages stand alone
     linked = set(re.findall(r'href="([^"#:]+\.html)', index))
     chapters = {str(c.with_suffix(".html")) for c in CHAPTERS if c.name != "index.ipynb"}
     assert linked >= chapters, f"index.html misses chapters: {sorted(chapters - linked)}"
+
+
+def check_reading(site: Path):
+    "Every page: no prompts, no directives, every chapter linked from its chapter list, previous and next in order."
+    order = []
+    for chapter in CHAPTERS:
+        page = (site/chapter.with_suffix(".html")).read_text()
+        text = html.unescape(re.sub(r"<style.*?</style>|<script.*?</script>|<[^>]+>", "", page, flags=re.S))
+        assert not re.search(r"(In|Out)\s*\[\s*\d*\s*\]:", text), f"{chapter}: prompts shown"
+        assert not re.search(r"^\s*#\s*\|", text, re.M), f"{chapter}: nbdev directives shown"
+        nav = re.search(r'<nav class="tauda-chapters".*?</nav>', page, re.S).group(0)
+        linked = [(site/chapter).parent/h for h in re.findall(r'href="([^"]+)"', nav)]
+        assert sorted(p.resolve() for p in linked) == sorted((site/c.with_suffix(".html")).resolve() for c in CHAPTERS)
+        if not order: order = [p.resolve() for p in linked]  # the reading order, the same on every page
+        assert [p.resolve() for p in linked] == order, chapter
+        here = order.index((site/chapter.with_suffix(".html")).resolve())
+        for rel, k in (("prev", here - 1), ("next", here + 1)):
+            found = re.findall(rf'rel="{rel}" href="([^"]+)"', page)
+            if 0 <= k < len(order): assert {((site/chapter).parent/h).resolve() for h in found} == {order[k]}, chapter
+            else: assert not found, chapter
+    assert order[0] == (site/"index.html").resolve()

@@ -85,13 +85,32 @@ def test_synthia_reports_miou16_and_miou13():
     report = miou_report(cm, SYNTHIA16)
     assert report["miou"] == round(100*np.mean(cm.iou()), 2)
     assert report["miou13"] == round(100*np.mean(cm.iou()[SYNTHIA16.indices_of(SYNTHIA13)]), 2)
-    header = format_table({"m": report}, SYNTHIA16).splitlines()[1]
-    assert header.split()[-2:] == ["mIoU", "mIoU13"]
+    rows = [line.split()[0] for line in format_table({"m": report}, SYNTHIA16).splitlines()]
+    assert rows[-2:] == ["mIoU", "mIoU13"]
     # a 19-way model scored on the SYNTHIA subsets
     cm19 = ConfusionMatrix(19).update(pred, target)
     r19 = miou_report(cm19, CITYSCAPES19, subsets=(SYNTHIA16, SYNTHIA13))
     assert r19["miou16"] == round(100*np.nanmean(cm19.iou()[CITYSCAPES19.indices_of(SYNTHIA16)]), 2)
-    assert format_table({"m": r19}, CITYSCAPES19).splitlines()[1].split()[-3:] == ["mIoU", "mIoU16", "mIoU13"]
+    assert [line.split()[0] for line in format_table({"m": r19}, CITYSCAPES19).splitlines()[-3:]] == \
+        ["mIoU", "mIoU16", "mIoU13"]
+
+
+def test_tables_say_where_they_were_measured_and_name_every_class_in_full():
+    cm = ConfusionMatrix(19).update(torch.arange(19).repeat(2), torch.arange(19).repeat(2))
+    report = miou_report(cm, CITYSCAPES19)
+    target = {**report, "domain": "target", "dataset": "cityscapes", "split": "val"}
+    source = {**report, "domain": "source", "dataset": "gta5", "split": "val"}
+    table = format_table([("a", target), ("b", target), ("a", source), ("b", source)], CITYSCAPES19).splitlines()
+    assert "target domain (cityscapes), split val" in table[1] and "source domain (gta5), split val" in table[1]
+    assert table[2].split() == ["class", "a", "b", "a", "b"]
+    assert table[2].index(" b") < table[1].index("source domain") < table[2].rindex(" a")  # over the second group
+    labels = [line[:16].strip() for line in table[4:]]
+    assert all(name in labels for name in CITYSCAPES19.names)  # "traffic light", "vegetation": never cut
+    one = format_table({"target": target, "source": source}, CITYSCAPES19, title="run a").splitlines()
+    assert "of run a" in one[0] and one[1] == "  target domain (cityscapes), split val"
+    assert one[2] == "  source domain (gta5), split val"
+    plain = format_table({"m": report}, CITYSCAPES19).splitlines()
+    assert plain[1].split() == ["class", "m"]  # a report that does not say where: no heading
 
 
 def test_bad_prediction_files_are_named(tree, tmp_path):

@@ -15,6 +15,7 @@ from tauda.cli import run
 from tauda.data import Cityscapes, build_dataset
 from tauda.labels import get_protocol
 from tauda.models import upsample
+from tauda.outputs import LOCK, MARKER, OutputError
 from tauda.pseudo import MANIFEST, export_pseudo_labels, output_paths, read_confidence
 
 
@@ -31,7 +32,7 @@ def copied_run(minicity, source_run, tmp_path):
 def outputs(out):
     "Every file (and link) in the tree but the manifest, by path relative to `out`, with its mtime."
     return {p.relative_to(out): p.lstat().st_mtime_ns for p in out.rglob("*")
-            if (p.is_file() or p.is_symlink()) and p.name != MANIFEST}
+            if (p.is_file() or p.is_symlink()) and p.name not in (MANIFEST, MARKER, LOCK)}
 
 
 def test_tree_reads_back_as_the_models_argmax(copied_run):
@@ -106,10 +107,16 @@ def test_interrupted_export_leaves_no_partial_file_and_resumes(copied_run, tmp_p
     assert json.loads((out/MANIFEST).read_text())["complete"] is False
 
     monkeypatch.setattr(pseudo, "save_png", save_png)
-    (out/"gtFine/train/minicity/.stale.png.tmp1").write_bytes(b"left by a killed export")
+    stale = out/"gtFine/train/minicity/.minicity_000005_000019_gtFine_color.png.tmp1"  # what kill -9 leaves
+    stale.write_bytes(b"left by a killed export")
+    notes = [out/"notes"/".todo.tmp.txt", out/"gtFine/train/minicity/.notes.png.tmp1"]  # the user's, named alike
+    for note in notes:
+        note.parent.mkdir(exist_ok=True)
+        note.write_text("the user's")
     done = export_pseudo_labels(rundir/"checkpoints/last.pt", out, progress=False)
     assert done["complete"] and (done["computed"], done["skipped"]) == (n_target - k, k)
-    assert len(outputs(out)) == 4*n_target and not [p for p in out.rglob("*") if ".tmp" in p.name]
+    assert not stale.exists() and all(note.read_text() == "the user's" for note in notes)
+    assert len(outputs(out)) == 4*n_target + len(notes)
 
 
 def test_another_checkpoint_is_refused_unless_overwrite(copied_run, tmp_path):
@@ -125,6 +132,18 @@ def test_another_checkpoint_is_refused_unless_overwrite(copied_run, tmp_path):
     assert redone["iteration"] == 1 and redone["computed"] == n_target
 
 
+def test_overwrite_replaces_only_the_exports_own_files(copied_run, tmp_path):
+    "--overwrite by another checkpoint: the old export's files go (none mixed in), a user's file in the tree stays."
+    rundir, _, n_target = copied_run
+    out = tmp_path/"out"
+    export_pseudo_labels(rundir/"checkpoints/last.pt", out, progress=False)  # with colour renderings
+    (out/"gtFine"/"README.txt").write_text("the user's")
+    redone = export_pseudo_labels(rundir/"checkpoints/iter_000001.pt", out, progress=False, colour=False,
+                                  overwrite=True)
+    assert redone["computed"] == n_target and not list(out.rglob("*_color.png"))
+    assert (out/"gtFine"/"README.txt").read_text() == "the user's" and len(outputs(out)) == 3*n_target + 1
+
+
 def test_command_errors_in_one_line(copied_run, tmp_path, capsys):
     rundir, _, n_target = copied_run
     missing = tmp_path/"nothing.pt"
@@ -137,3 +156,31 @@ def test_command_errors_in_one_line(copied_run, tmp_path, capsys):
     last = str(rundir/"checkpoints/last.pt")
     assert run(["pseudo-label", last, "--out", str(tmp_path/"ok"), "--no-colour", "--batch-size", "2"]) == 0
     assert f"{n_target} train images" in capsys.readouterr().out and not list((tmp_path/"ok").rglob("*_color.png"))
+
+
+def test_target_images_of_mixed_resolutions_evaluate_and_pseudo_label(copied_run, tmp_path):
+    """A target folder holding several cameras' resolutions: evaluation in batches equals one image at a time, and
+    every pseudo-label has its own image's size."""
+    from tauda.config import apply_overrides, get_preset
+    from tauda.data import write_cityscapes_sample
+    from tauda.loading import target_dataset
+    from tauda.metrics import evaluate
+    rundir, source, _ = copied_run
+    rng, data = np.random.default_rng(0), tmp_path/"data"
+    sizes = [(64, 128), (48, 96), (48, 96), (64, 128), (40, 80)]  # (h, w), in file order
+    for split in ("train", "val"):
+        for i, (h, w) in enumerate(sizes):
+            rgb, ids = rng.integers(0, 256, (h, w, 3), dtype=np.uint8), rng.integers(0, 34, (h, w)).astype(np.uint8)
+            write_cityscapes_sample(data/"cityscapes", split, "mixed", f"mixed_{i:06d}_000019", rgb, ids)
+    (data/"gta5").symlink_to(source.data/"gta5")
+    cfg = apply_overrides(get_preset("mini-source"), [f"data_root={data}", "schedule.eval_batch_size=4"])
+    model, _, _ = load_for_inference(rundir/"checkpoints/last.pt")
+    val = target_dataset(cfg)
+    batched = evaluate(model, val, 10, "cpu", batch_size=4)
+    alone = [evaluate(model, torch.utils.data.Subset(val, [i]), 10, "cpu").matrix for i in range(len(val))]
+    assert torch.equal(batched.matrix, sum(alone)) and batched.matrix.sum() > 0
+    manifest = export_pseudo_labels(rundir/"checkpoints/last.pt", tmp_path/"pl", data_root=data, batch_size=4,
+                                    progress=False)
+    assert manifest["complete"] and manifest["computed"] == len(sizes)
+    labels = sorted((tmp_path/"pl"/"gtFine"/"train"/"mixed").glob("*_labelIds.png"))
+    assert [Image.open(p).size[::-1] for p in labels] == sizes
