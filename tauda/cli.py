@@ -115,24 +115,30 @@ def _check_data_arguments(p):
     p.add_argument("--json", metavar="FILE", help="also write the full report, every file named, as JSON")
     p.add_argument("--workers", type=int, default=4, help="files decoded in parallel (default 4)")
 
-@command("study", "the mini-benchmark study: every method over seeds, tuning and ablations",
-         run="tauda.study.study_command",
-         description="The mini-benchmark study: the main table over seeds, tuning runs and one-seed ablations on "
-                     "minicity. Finished entries are skipped; interrupted ones resume.")
+@command("study", "the mini-benchmark study: tuning, the main table, controls, ablations, in worker processes",
+         run="tauda.runner.study_command",
+         description="The mini-benchmark study: tuning runs on seed 100, the main table over seeds 0-4, the controls "
+                     "and ablations on the first three seeds, and a CPU-kind check; each entry after those it needs, "
+                     "in worker processes of one thread. Stored runs are skipped; an interrupted study resumes; "
+                     "records are written as JSON.")
 def _study_arguments(p):
     p.add_argument("--runs", default="main",
-                   help="main | tune | ablations | all | comma-separated entry names (see --list); default: main")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                   help="seeds of the main table (default: 0 1 2); tuning and ablations use the first")
+                   help="main | tune | controls | ablations | cpu | all | comma-separated entry names (see --list); "
+                        "what they need (parents, tuning sweeps) runs first; default: main")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                   help="seeds of the main table (default: 0 1 2 3 4); controls and ablations use the first three, "
+                        "tuning its own seed (100)")
     p.add_argument("--out", default="runs/study", help="run directories (default: runs/study)")
     p.add_argument("--results", default="results/study", help="where the JSON records go (default: results/study)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field of every entry (repeatable)")
     p.add_argument("--data-root", default="", help="a minicity copy (default: written once to the cache)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="worker processes that train entries side by side (default: 2; 0: in this process)")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (default: torch's choice); results can differ in the last digits "
-                        "between thread counts")
-    p.add_argument("--list", action="store_true", help="list the entries and exit")
+                   help="torch CPU threads of each worker (default: 1 with workers, torch's choice without); results "
+                        "can differ in the last digits between thread counts")
+    p.add_argument("--list", action="store_true", help="list the entries and the estimated cost of --runs, and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 @command("presets", "list the presets, or print one preset's every field", run="tauda.commands.presets_command",

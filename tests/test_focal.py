@@ -140,14 +140,18 @@ def test_fixed_point_of_the_threshold_rule():
 
 
 def test_new_fields_at_neutral_values_keep_the_stored_fingerprints():
-    from tauda.study import RUNS, Run, fingerprint
+    from tauda.study import RUNS, SWEEPS, Run, fingerprint
     checked = 0
-    for path in sorted((ROOT/"results"/"study").glob("[!.]*.json")):  # records, not the folder's marker
+    for path in sorted((ROOT/"results"/"study").glob("[!.]*.json")):   # records, not the folder's marker
         record = json.loads(path.read_text())
-        assert record["fingerprint"] == fingerprint(RUNS[record["name"]], record["seed"]), path.name
+        config = record["config"]
+        trained_with = lambda sweep: config[SWEEPS[sweep].key.split(".")[0]][SWEEPS[sweep].key.split(".")[1]]
+        assert record["fingerprint"] == fingerprint(RUNS[record["name"]], record["seed"], choice=trained_with), path
         checked += 1
     assert checked > 50
     for neutral in ("model.align_corners=false", "method.head_masks=main", "data.city="):
-        assert fingerprint(Run("x", "mini-stage1", (neutral,), "source"), 0) == fingerprint(RUNS["stage1"], 0)
-    other = Run("x", "mini-stage1", ("method.detach_focal=true",), "source")
-    assert fingerprint(other, 0) != fingerprint(RUNS["stage1"], 0)              # a non-neutral value is a new run
+        plain = Run("x", "mini-stage1", ("method.lambda_u=0.1",), "source")
+        with_neutral = Run("x", "mini-stage1", (neutral, "method.lambda_u=0.1"), "source")
+        assert fingerprint(with_neutral, 0) == fingerprint(plain, 0)
+    other = Run("x", "mini-stage1", ("method.detach_focal=true", "method.lambda_u=0.1"), "source")
+    assert fingerprint(other, 0) != fingerprint(RUNS["stage1"], 0, choice=lambda s: 0.1)  # non-neutral: a new run
