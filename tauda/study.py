@@ -14,7 +14,6 @@ __all__ = ['TUNE_SEED', 'MAIN_SEEDS', 'CONTROL_SEEDS', 'LAMBDA_GRID', 'GRIDS', '
 import base64
 import hashlib
 import json
-import math
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
