@@ -326,9 +326,10 @@ def run(self) -> dict:
 # %% ../nbs/11b_runner.ipynb #d9615157
 def study_list(args, plan) -> int:
     "`tauda study --list`: the entries, then the cost of `--runs`."
+    width = max(map(len, DESIGN.runs)) + 2
     for r in DESIGN.runs.values():
         tuned = ", ".join(f"{k.split('.')[-1]} from {s}" for k, s in r.tuned)
-        print(f"{r.name:<30}{r.group:<9}{r.preset:<13}{('from ' + r.starts_from) if r.starts_from else '':<12}"
+        print(f"{r.name:<{width}}{r.group:<9}{r.preset:<13}{('from ' + r.starts_from) if r.starts_from else '':<12}"
               f"{r.about}{'; ' + tuned if tuned else ''}")
     probe = Study(args.out, args.results, args.overrides, args.data_root, owned=False)
     print(f"\n--runs {args.runs}: " + estimate(plan, args.workers, DESIGN, args.overrides,
