@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['TUNE_SEED', 'MAIN_SEEDS', 'CONTROL_SEEDS', 'LAMBDA_GRID', 'GRIDS', 'U', 'MIX', 'STAGE2_TUNED', 'NO_STRONG_VIEW',
            'MAIN', 'CONTROLS', 'ABLATIONS', 'CPU', 'DESIGN', 'RUNS', 'SWEEPS', 'TUNING', 'ENTRY_COLOURS',
-           'OTHER_COLOURS', 'RESULT_FREE_KEYS', 'NEUTRAL_DEFAULTS', 'Run', 'Sweep', 'Design', 'sweep_points',
-           'make_design', 'entry_colour', 'build_config', 'no_choice', 'resolve', 'fingerprint', 'record_path',
-           'read_record', 'read_log', 'load_records', 'pack', 'unpack', 'Choices', 'study_plan', 'dependencies',
-           'closure', 'job_seconds', 'makespan', 'estimate']
+           'OTHER_COLOURS', 'RESULT_FREE_KEYS', 'NEUTRAL_DEFAULTS', 'ONE_THREAD_WORKER', 'Run', 'Sweep', 'Design',
+           'sweep_points', 'make_design', 'entry_colour', 'build_config', 'no_choice', 'resolve', 'fingerprint',
+           'record_path', 'read_record', 'read_log', 'load_records', 'pack', 'unpack', 'Choices', 'study_plan',
+           'dependencies', 'closure', 'job_seconds', 'makespan', 'estimate']
 
 # %% ../nbs/11_study.ipynb #c003
 import base64
@@ -321,11 +321,18 @@ def makespan(jobs: list, seconds: dict, workers: int, design=DESIGN) -> float:
         end[job] = free[w] = start + seconds[job]
     return max(end.values(), default=0.0)
 
+# a one-thread worker beside another one ran the mini presets 2.8-3.9 times slower per iteration than DEMO_SECONDS
+# (2 idle threads, measured on another CPU kind): 2026-12-03, 2-core AMD EPYC, AVX2
+ONE_THREAD_WORKER = 3.0
+
 def estimate(plan, workers: int, design=DESIGN, overrides=(), todo=None) -> str:
     "The expected cost of `plan` in words: the jobs, their training time, and the wall time on `workers` workers."
     jobs = closure(plan, design)
     seconds = {j: job_seconds(j, design, overrides) for j in jobs}
     left = [j for j in jobs if todo is None or todo(j)]
     wall = makespan(jobs, {j: seconds[j] if j in left else 0.0 for j in jobs}, workers, design)
+    slow = f"; one-thread workers run about {ONE_THREAD_WORKER:g}× slower: {ONE_THREAD_WORKER*wall/3600:.1f} h" \
+        if workers else ""
     return (f"{len(jobs)} runs, {sum(seconds.values())/3600:.1f} h of training at the demo's speed "
-            f"(DEMO_SECONDS); {len(left)} without a current record: about {wall/3600:.1f} h with {workers} workers")
+            f"(DEMO_SECONDS); {len(left)} without a current record: about {wall/3600:.1f} h with {workers} workers"
+            + slow)
