@@ -98,3 +98,15 @@ def check_reading(site: Path):
             if 0 <= k < len(order): assert {((site/chapter).parent/h).resolve() for h in found} == {order[k]}, chapter
             else: assert not found, chapter
     assert order[0] == (site/"index.html").resolve()
+
+
+def test_pages_go_only_into_a_new_folder_or_an_earlier_build(tmp_path):
+    "A folder holding a user's file is refused (status 2, one line) and left as it was; an earlier build is rebuilt."
+    build = lambda out: subprocess.run(["bash", "run.sh", "html", "--out", str(out), "index.ipynb"], cwd=ROOT,
+                                       capture_output=True, text=True)
+    (tmp_path/"mine").mkdir(); (tmp_path/"mine"/"notes.txt").write_text("the user's")
+    refused = build(tmp_path/"mine")
+    assert refused.returncode == 2 and "not empty" in refused.stderr and "Traceback" not in refused.stderr
+    assert [p.name for p in (tmp_path/"mine").iterdir()] == ["notes.txt"]
+    assert build(tmp_path/"pages").returncode == 0 and build(tmp_path/"pages").returncode == 0
+    assert (tmp_path/"pages"/"index.html").is_file()

@@ -121,14 +121,17 @@ def write_pages(out: Path, chapters: list) -> list:
 def claim_output(out: Path):
     "Make `out` the pages' folder: new, empty or an earlier build's (its .tauda-output.json says so); else exit 2."
     marker = out/".tauda-output.json"
-    def refuse(why): sys.exit(f"run.sh html: error: --out {out}: {why}")
+    def refuse(why):
+        print(f"run.sh html: error: --out {out}: {why}", file=sys.stderr)
+        sys.exit(2)
     if out.is_symlink() and not out.exists(): refuse(f"a dangling symbolic link (to {os.readlink(out)})")
     if out.exists() and not out.is_dir(): refuse("is a file, not a folder")
     if out.is_dir() and any(out.iterdir()):
         try: own = json.loads(marker.read_text()).get("command") == "html"
         except (OSError, ValueError, AttributeError):  # built before folders carried a marker: pages only
             own = not marker.exists() and all(p.is_dir() or p.suffix == ".html" for p in out.rglob("*"))
-        if not own: refuse("not empty and not pages of run.sh html (no .tauda-output.json of html); choose another --out")
+        if not own:
+            refuse("not empty and not pages of run.sh html (no .tauda-output.json of html); choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     tmp = out/f".tauda-output.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps({"tauda": 1, "command": "html", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
