@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from fastcore.basics import patch_to
+from tqdm.std import TqdmDefaultWriteLock
 
 from .checkpoint import write_json
 from .config import ConfigError, to_dict
@@ -192,6 +193,9 @@ def _summary(record: dict) -> dict:
 def _worker(wid: int, tasks, results, settings: dict, threads: int):
     "A worker process: one torch thread, jobs from `tasks` until `None`; each result (or error) to `results`."
     torch.set_num_threads(threads)
+    # tqdm's lock across processes is a named semaphore that a terminated worker would leave behind (the
+    # resource tracker then warns at exit); a worker's progress needs only its own thread lock
+    TqdmDefaultWriteLock.mp_lock = None
     study = Study(**settings)
     while (task := tasks.get()) is not None:
         name, seed, force = task
