@@ -20,6 +20,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'tauda.checkpoint._torch_save': ('api/checkpoint.html#_torch_save', 'tauda/checkpoint.py'),
                                   'tauda.checkpoint.check_same_run': ('api/checkpoint.html#check_same_run', 'tauda/checkpoint.py'),
                                   'tauda.checkpoint.config_changes': ('api/checkpoint.html#config_changes', 'tauda/checkpoint.py'),
+                                  'tauda.checkpoint.interrupts_held': ('api/checkpoint.html#interrupts_held', 'tauda/checkpoint.py'),
                                   'tauda.checkpoint.load_for_inference': ('api/checkpoint.html#load_for_inference', 'tauda/checkpoint.py'),
                                   'tauda.checkpoint.load_model_weights': ('api/checkpoint.html#load_model_weights', 'tauda/checkpoint.py'),
                                   'tauda.checkpoint.read_checkpoint': ('api/checkpoint.html#read_checkpoint', 'tauda/checkpoint.py'),

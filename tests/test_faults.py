@@ -450,3 +450,13 @@ def test_ctrl_c_debug_and_an_unexpected_error_through_the_boundary(data, tmp_pat
             "tauda train: error: unexpected ZeroDivisionError: a bug (a bug in tauda? run it again with --debug " \
             "for the traceback)"
         assert ("Traceback" in err) == (debug or environ == "1")
+
+
+def test_an_interrupt_during_a_write_is_acted_on_after_it(tmp_path):
+    "Ctrl-C in the middle of `write_atomic` (torch's writer would turn it into its own RuntimeError) comes after it."
+    script = ("import os, signal, sys, time\nfrom pathlib import Path\nfrom tauda.checkpoint import write_atomic\n"
+              "def write(tmp):\n    os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2); tmp.write_text('complete')\n"
+              "try: write_atomic(Path(sys.argv[1]), write)\nexcept KeyboardInterrupt: sys.exit(130)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path/"f.txt")], env=env(), capture_output=True)
+    assert done.returncode == 130, done.stderr
+    assert (tmp_path/"f.txt").read_text() == "complete" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
