@@ -185,7 +185,7 @@ class Seeded(Tracked):
     def _item(self, index: int, seed: int):
         image, label = self.dataset[index]
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)  # the CPU generator only: no CUDA lazy-seeding work
             return self.transform(image, label)
 
 # %% ../nbs/api/04_loading.ipynb #c058
