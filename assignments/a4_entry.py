@@ -5,7 +5,7 @@ least one target loss, threshold rule or mixer in this module (the template belo
 the contract of each kind), then
 
     python assignments/check.py a4                      # the public check: your entries build and run on a small batch
-    PYTHONPATH=assignments tauda leaderboard my-entry --import a4_entry --set method.target_loss=my_loss
+    PYTHONPATH=assignments tauda leaderboard my-entry --import a4_entry --set method.target.loss=my_loss
 
 Hand in this module together with the `record.json` the leaderboard writes (`runs/leaderboard/my-entry/record.json`).
 """

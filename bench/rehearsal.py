@@ -191,8 +191,8 @@ def project(name: str, flops: dict, rates: dict, peak: float, utilisation: float
     if cfg.method.name != "source": loading = max(loading, b/(workers*rates[d.target]))
     long_tail = 0.0
     if cfg.method.name == "stage2":  # pasted classes come from source images read in the main process
-        low, high = cfg.method.long_tail_classes
-        long_tail = cfg.method.long_tail_p*(low + high)/2*b/rates[d.source]
+        low, high = cfg.method.mixing.long_tail_classes
+        long_tail = cfg.method.mixing.long_tail_p*(low + high)/2*b/rates[d.source]
     step = max(compute, loading) + long_tail
     evaluation = EVAL_IMAGES[d.target]*(flops["eval_tflop"]*1e12/(peak*utilisation) + 1/rates[d.target])
     hours = (cfg.schedule.iterations*step + evaluation)/3600

@@ -100,10 +100,10 @@ def dacs_weight(confidence: torch.Tensor, threshold: float = 0.968) -> torch.Ten
 class CrossDomainMixer:
     "Source → target class mixing with long-tail class pasting (CIM)."
     def __init__(self, source_dataset, index: ClassImageIndex, long_tail_p: float = 0.3, long_tail_classes=(2, 4),
-                 pseudo_conf: float = 0.968, views: StrongView = StrongView(), longtail_temperature: float = 1.0):
+                 pseudo_conf: float = 0.968, views: StrongView = StrongView(), long_tail_temperature: float = 1.0):
         self.source, self.index, self.long_tail_p = source_dataset, index, long_tail_p
         self.long_tail_classes, self.pseudo_conf, self.views = tuple(long_tail_classes), pseudo_conf, views
-        self.temperature = longtail_temperature
+        self.temperature = long_tail_temperature
 
     def mix_one(self, xs, ys, xt, yt, thresholds, g):
         "Mix one sample; returns image, label and the pasted-pixel mask."

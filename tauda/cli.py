@@ -62,7 +62,7 @@ def _pipeline_arguments(p):
                    help="e.g. gta5-deeplabv2, synthia-bisenet, or mini (the minicity presets)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="[STAGE:]KEY=VALUE",
                    help="override a config field of every stage, or of one stage with a prefix: "
-                        "--set stage1:method.lambda_u=0.02")
+                        "--set stage1:method.target.weight=0.02")
     _run_options(p, "pipeline directory (default: runs/<name>)")
 
 @command("eval", "evaluate a checkpoint on the target test split (and held-out source images)",
@@ -158,7 +158,7 @@ def _leaderboard_arguments(p):
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it registers your target loss, threshold rule or mixer); repeatable")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="a method.* or views.* field of the entry, e.g. --set method.target_loss=my_loss (repeatable)")
+                   help="a method.* or views.* field of the entry, e.g. --set method.target.loss=my_loss (repeatable)")
     p.add_argument("--stage", type=int, choices=(1, 2), default=1,
                    help="1: against stage one (UFL, adaptive thresholds; default); "
                         "2: against stage two (CIM), for mixers")

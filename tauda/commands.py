@@ -219,7 +219,8 @@ def write_demo_pictures(out: Path, trainers: dict, reports: dict, n: int = 4) ->
     figures = {"predictions.png": predictions_figure(images, labels, predictions, first.protocol, scores, on)}
     if "stage1" in trainers:
         log = [json.loads(l) for l in (out/"stage1"/"log.jsonl").read_text().splitlines()]
-        figures["thresholds.png"] = thresholds_figure(log, first.protocol, trainers["stage1"].cfg.method.tau0)
+        tau0 = trainers["stage1"].cfg.method.thresholds.tau0
+        figures["thresholds.png"] = thresholds_figure(log, first.protocol, tau0)
     for name, fig in figures.items(): fig.savefig(out/name, dpi=100)
     return [out/name for name in figures]
 

@@ -111,23 +111,23 @@ class SourceOnly(Method):
 class TargetAdaptation(Method):
     "Source cross-entropy plus λ × a registered target loss on unlabelled target images."
     needs_target = True
-    default_target_loss, weight_field = "ufl", "lambda_u"
+    default_target_loss = "ufl"
 
     def __init__(self, cfg, protocol, device, source_dataset=None, progress=False):
         super().__init__(cfg, protocol, device, source_dataset, progress)
         m = cfg.method
-        self.weight = getattr(m, self.weight_field)
-        self.target = TARGET_LOSSES.build(m.target_loss or self.default_target_loss, class_weights=self.class_weights,
-                                          focal=m.focal, gamma=m.gamma, detach_focal=m.detach_focal,
+        self.weight = m.target.weight
+        self.target = TARGET_LOSSES.build(m.target.loss or self.default_target_loss, class_weights=self.class_weights,
+                                          focal=m.ufl.focal, gamma=m.ufl.gamma, detach_focal=m.ufl.detach_focal,
                                           num_classes=protocol.num_classes)
         uses_strong = getattr(self.target, "uses_strong_view", False)
-        self.rule = THRESHOLD_RULES.build(m.threshold, protocol.num_classes, tau0=m.tau0, b=m.b, beta=m.beta,
-                                          d=m.d) if uses_strong else None
+        t = m.thresholds
+        self.rule = THRESHOLD_RULES.build(t.rule, protocol.num_classes, tau0=t.tau0, b=t.b, beta=t.beta,
+                                          d=t.d) if uses_strong else None
         self.stats = {"target_skipped": 0}
 
     def used_fields(self) -> tuple:
-        rule = ("focal", "gamma", "threshold", "tau0", "b", "beta", "d", "mask_invalid") if self.rule else ()
-        return super().used_fields() + ("target_loss", self.weight_field, "target_head_weights") + rule
+        return super().used_fields() + ("target",) + (("ufl", "thresholds") if self.rule else ())
 
     def seeds(self, stream: RandomStream, iteration: int, batch: int) -> list:
         "One seed per sample of this rank's batch, for the random `stream` at `iteration`."
@@ -153,8 +153,8 @@ class TargetAdaptation(Method):
 
     def target_term(self, model, logits: dict, affine, size):
         "λ · Σ_h w_h · (target loss of head h); `None` when every head skips it (no pixel passes the mask)."
-        head_weights = self.cfg.method.target_head_weights or unwrap(model).head_weights
-        own_masks, corners = self.cfg.method.head_masks == "own", align_corners_of(model)
+        head_weights = self.cfg.method.target.head_weights or unwrap(model).head_weights
+        own_masks, corners = self.cfg.method.thresholds.head_masks == "own", align_corners_of(model)
         terms, mask = [], None
         for h, w in enumerate(head_weights[:len(logits["weak"])]):
             weak = upsample(logits["weak"][h], size, corners)                         # [B, C, h, w]
@@ -175,7 +175,7 @@ class TargetAdaptation(Method):
 
     def _update_mask(self, weak_logits, valid, record: bool = True):
         probs = weak_logits.detach().softmax(1)
-        mask = self.rule.update(probs, valid if self.cfg.method.mask_invalid else None)
+        mask = self.rule.update(probs, valid if self.cfg.method.thresholds.mask_invalid else None)
         if record: self.stats["mask_pass_ratio"] = mask.float().mean()  # a tensor: read when logged (no sync per step)
         return mask
 
@@ -192,7 +192,7 @@ class TargetAdaptation(Method):
 class MinEnt(TargetAdaptation):
     "ADVENT's MinEnt: source cross-entropy + λ_ent · entropy of target predictions."
     title, objective = "MinEnt", "CE_w(f(x_s), y_s) + λ_ent · E(f(x_t))"
-    default_target_loss, weight_field = "entropy", "lambda_ent"
+    default_target_loss = "entropy"
 
 @METHODS.register("stage1")
 class StageOne(TargetAdaptation):
@@ -209,23 +209,22 @@ class StageTwo(StageOne):
 
     def __init__(self, cfg, protocol, device, source_dataset=None, progress=False):
         super().__init__(cfg, protocol, device, source_dataset, progress)
-        m = cfg.method
-        index = ClassImageIndex.of(source_dataset, progress=progress) if m.mixer == "cim" else None
-        self.mixer = MIXERS.build(m.mixer, source_dataset, index, long_tail_p=m.long_tail_p,
-                                  long_tail_classes=m.long_tail_classes, pseudo_conf=m.pseudo_conf, views=cfg.views,
-                                  longtail_temperature=m.longtail_temperature)
+        mx = cfg.method.mixing
+        index = ClassImageIndex.of(source_dataset, progress=progress) if mx.mixer == "cim" else None
+        self.mixer = MIXERS.build(mx.mixer, source_dataset, index, long_tail_p=mx.long_tail_p,
+                                  long_tail_classes=mx.long_tail_classes, pseudo_conf=mx.pseudo_conf, views=cfg.views,
+                                  long_tail_temperature=mx.long_tail_temperature)
         self.teacher = None
 
-    def used_fields(self) -> tuple:
-        mixing = () if isinstance(self.mixer, NoMixing) else ("lambda_mix", "long_tail_p", "long_tail_classes",
-                                                              "pseudo_conf")
-        return super().used_fields() + ("resume_thresholds", "mixer") + mixing
+    def used_fields(self) -> tuple:  # the thresholds also when no rule masks the loss (tau0, resume)
+        fields = super().used_fields()
+        return fields + ("mixing",) + (() if "thresholds" in fields else ("thresholds",))
 
     def check_init(self, ckpt: dict, path):
         method = ckpt.get("config", {}).get("method", {}).get("name")
         if method != self.starts_from:
             raise CheckpointError(f"{path}: stage two starts from a stage-one checkpoint, this one is from {method!r}")
-        if self.cfg.method.resume_thresholds and self.rule is not None:
+        if self.cfg.method.thresholds.resume and self.rule is not None:
             self.rule.load_state_dict(ckpt["method"]["thresholds"])
 
     def on_start(self, model):
@@ -242,7 +241,8 @@ class StageTwo(StageOne):
             probs = logits.softmax(1)
         confidence, pseudo = probs.max(1)                                         # [B, H, W]
         C = self.protocol.num_classes
-        thresholds = self.rule.thresholds if self.rule is not None else torch.full((C,), self.cfg.method.tau0)
+        tau0 = self.cfg.method.thresholds.tau0
+        thresholds = self.rule.thresholds if self.rule is not None else torch.full((C,), tau0)
         seeds = self.seeds(RandomStream.MIX, iteration, len(xs))
         with record_function("tauda.mix"): mixed = self.mixer(xs, ys, xt, pseudo, confidence, thresholds, seeds)
         if mixed is not None: self.stats["pasted_ratio"] = mixed.pasted.float().mean()
@@ -251,4 +251,4 @@ class StageTwo(StageOne):
     def mix_loss(self, heads: list, mixed: MixedBatch) -> torch.Tensor:
         "λ_mix · the pixel-weighted cross-entropy of the main head on the mixed batch."
         logits = upsample(heads[0], mixed.labels.shape[-2:], align_corners_of(self.teacher))  # [B, C, H, W]
-        return self.cfg.method.lambda_mix*mixed_loss(logits, mixed, self.class_weights)
+        return self.cfg.method.mixing.weight*mixed_loss(logits, mixed, self.class_weights)

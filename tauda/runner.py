@@ -6,6 +6,7 @@
 __all__ = ['MAP_IMAGES', 'prediction_maps', 'hardware', 'Study', 'Workers', 'Schedule', 'study_list', 'study_command']
 
 # %% ../nbs/11b_runner.ipynb #1b3ab35b
+import functools
 import multiprocessing
 import os
 import platform
@@ -137,7 +138,7 @@ def run(self, name: str, seed: int, force: bool = False) -> dict:
     report = trainer.fit()
     record = {"name": name, "seed": seed, "fingerprint": self.fingerprint(name, seed), "preset": run.preset,
               "about": run.about, "starts_from": run.starts_from, "overrides": [*run.overrides, *self.overrides],
-              "tuned": {k: to_dict(cfg)[k.split(".")[0]][k.split(".")[1]] for k, _ in self.runs[name].tuned},
+              "tuned": {k: functools.reduce(getattr, k.split("."), cfg) for k, _ in self.runs[name].tuned},
               "environment": dict(run.env), "iterations": trainer.iteration, "resumed_from": resumed_from,
               "seconds": round(time.time() - start, 1), "date": time.strftime("%Y-%m-%d %H:%M"),
               "hardware": hardware(), "val": report["target"],
@@ -332,7 +333,7 @@ def study_list(args, plan) -> int:
     "`tauda study --list`: the entries, then the cost of `--runs`."
     width = max(map(len, DESIGN.runs)) + 2
     for r in DESIGN.runs.values():
-        tuned = ", ".join(f"{k.split('.')[-1]} from {s}" for k, s in r.tuned)
+        tuned = ", ".join(f"{k} from {s}" for k, s in r.tuned)
         print(f"{r.name:<{width}}{r.group:<9}{r.preset:<13}{('from ' + r.starts_from) if r.starts_from else '':<12}"
               f"{r.about}{'; ' + tuned if tuned else ''}")
     probe = Study(args.out, args.results, args.overrides, args.data_root, owned=False)

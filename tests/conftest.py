@@ -18,7 +18,7 @@ import pytest
 LAYOUT_SIZE = (32, 64)  # (h, w) of the fixture datasets
 SOURCE_SETS = ["schedule.iterations=4", "schedule.checkpoint_every=1", "schedule.log_every=1", "data.batch_size=2",
                "schedule.eval_batch_size=4", "log.tensorboard=false"]
-STAGE1_SETS = ["schedule.iterations=2", "method.tau0=0.5", "schedule.log_every=1", "data.batch_size=2",
+STAGE1_SETS = ["schedule.iterations=2", "method.thresholds.tau0=0.5", "schedule.log_every=1", "data.batch_size=2",
                "schedule.eval_batch_size=4", "log.tensorboard=false"]
 
 

@@ -84,7 +84,7 @@ def leaderboard(entry_folder: Path, out: Path, minicity, *args) -> Path:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(entry_folder), str(ROOT),
                                                                      os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "tauda.cli", "leaderboard", "fixmatch", "--import", "a4_entry", "--set",
-               "method.target_loss=fixmatch", "--seeds", "0", "1", "--iterations", "2", "--data-root",
+               "method.target.loss=fixmatch", "--seeds", "0", "1", "--iterations", "2", "--data-root",
                str(minicity.root), "--out", str(out), *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=out.parent)
     assert result.returncode == 0, result.stderr[-3000:]

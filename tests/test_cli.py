@@ -106,15 +106,15 @@ def test_demo_prints_progress_one_table_and_where_everything_is(demo_run):
 def test_a_mini_runs_config_names_minicity_and_only_its_methods_fields(demo_run):
     from tauda.config import load_config
     out, _ = demo_run
-    for method, absent in (("source", "lambda_u"), ("minent", "lambda_u"), ("stage1", "lambda_mix")):
+    for method, absent in (("source", "target"), ("minent", "thresholds"), ("stage1", "mixing")):
         written = yaml.safe_load((out/method/"config.yaml").read_text())
         assert (written["data"]["source"], written["data"]["target"]) == ("minicity-simulator", "minicity-camera")
         assert "minicity" not in written["data"] and absent not in written["method"]
         assert written["method"]["name"] == method
         cfg = load_config(out/method/"config.yaml")
         assert cfg.data.minicity and (cfg.data.source, cfg.data.target) == ("gta5", "cityscapes")
-    assert "lambda_ent" in yaml.safe_load((out/"minent/config.yaml").read_text())["method"]
-    assert "lambda_mix" in yaml.safe_load((out/"stage2/config.yaml").read_text())["method"]
+    assert "weight" in yaml.safe_load((out/"minent/config.yaml").read_text())["method"]["target"]
+    assert "weight" in yaml.safe_load((out/"stage2/config.yaml").read_text())["method"]["mixing"]
 
 
 def test_eval_reproduces_the_training_evaluation_and_shows_both_domains(demo_run, tmp_path):

@@ -96,5 +96,5 @@ def test_pipeline_on_crosscity_fixtures(nthu, layouts, tmp_path, capsys):
         report = json.loads((out/stage/"eval.json").read_text())
         assert report["target"]["protocol"] == "crosscity13" and report["iteration"] == 2
     ckpt = torch.load(out/"stage1"/"checkpoints"/"last.pt", weights_only=False)
-    assert ckpt["config"]["data"]["city"] == "Rome" and ckpt["config"]["method"]["head_masks"] == "own"
+    assert ckpt["config"]["data"]["city"] == "Rome" and ckpt["config"]["method"]["thresholds"]["head_masks"] == "own"
     assert run(["eval", str(out/"stage2"/"checkpoints"/"last.pt"), "--out", str(tmp_path/"eval")]) == 0

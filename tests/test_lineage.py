@@ -1,5 +1,5 @@
 """The lineage's conventions as switches, tested both ways: the logits' upsampling (`model.align_corners`), the mask
-of each head (`method.head_masks`), BiSeNet's BatchNorm (`model.freeze_bn`), the heads' learning rate
+of each head (`method.thresholds.head_masks`), BiSeNet's BatchNorm (`model.freeze_bn`), the heads' learning rate
 (`optim.head_lr_mult`); the source loss of every paper preset; and the threshold update's fixed shapes."""
 import torch
 import torch.nn.functional as F
@@ -74,11 +74,11 @@ def test_losses_and_pseudo_labels_upsample_with_the_models_convention():
     assert losses[False] != losses[True]
 
 
-# ---------------------------------------------------------------- method.head_masks
+# ---------------------------------------------------------------- method.thresholds.head_masks
 
 def _stage_one(head_masks: str):
-    cfg = apply_overrides(get_preset("mini-stage1"), ["method.class_weights=none", "method.tau0=0.3",
-                                                      f"method.head_masks={head_masks}"])
+    cfg = apply_overrides(get_preset("mini-stage1"), ["method.class_weights=none", "method.thresholds.tau0=0.3",
+                                                      f"method.thresholds.head_masks={head_masks}"])
     method = build_method(cfg, MINICITY10, "cpu")
     updates, masks = [], []
     rule_update, target = method.rule.update, method.target
@@ -107,8 +107,10 @@ def test_head_masks_main_shares_the_main_heads_mask_and_own_gives_each_head_its_
 
 def test_head_masks_is_checked():
     from tauda.config import ConfigError, check_config
-    try: check_config(apply_overrides(get_preset("mini-stage1"), ["method.head_masks=every"])); raise AssertionError
-    except ConfigError as e: assert "method.head_masks='every' (expected main or own)" in str(e)
+    try:
+        check_config(apply_overrides(get_preset("mini-stage1"), ["method.thresholds.head_masks=every"]))
+        raise AssertionError
+    except ConfigError as e: assert "method.thresholds.head_masks='every' (expected main or own)" in str(e)
 
 
 # ---------------------------------------------------------------- BiSeNet BatchNorm, per-group learning rates

@@ -24,7 +24,7 @@ def stage1_config(data, init, *extra):
 
 def test_stage1_resume_is_exact_with_thresholds(source_run, tmp_path):
     data, init = source_run.data, source_run.checkpoint
-    def config(): return stage1_config(data, init, "schedule.iterations=4", "method.tau0=0.5")
+    def config(): return stage1_config(data, init, "schedule.iterations=4", "method.thresholds.tau0=0.5")
     full = Trainer(config(), tmp_path/"s1_full", progress=False)
     full.fit()
     part = Trainer(config(), tmp_path/"s1_part", progress=False)
@@ -45,7 +45,7 @@ def test_minent_logs_a_target_term(minicity, tmp_path):
                                                       "schedule.log_every=1", "data.batch_size=2"])
     Trainer(cfg, tmp_path/"minent", progress=False).fit()
     log = read_log(tmp_path/"minent")
-    assert all(0 < l["target"] <= cfg.method.lambda_ent for l in log)  # λ_ent · normalised entropy ∈ (0, λ_ent]
+    assert all(0 < l["target"] <= cfg.method.target.weight for l in log)  # λ_ent · normalised entropy ∈ (0, λ_ent]
 
 
 USER_MODULE = textwrap.dedent('''
@@ -87,12 +87,12 @@ def test_user_extensions_through_import_and_dotted_paths(source_run, tmp_path):
     (tmp_path/"my_ext.py").write_text(USER_MODULE)
     common = ["--data-root", str(source_run.data), "--quiet", "--set", f"init={source_run.checkpoint}",
               "--set", "schedule.iterations=2", "--set", "schedule.log_every=1", "--set", "data.batch_size=2"]
-    result = tauda("train", "mini-stage1", "--import", "my_ext", "--set", "method.target_loss=maxsquare", "--out", "a",
+    result = tauda("train", "mini-stage1", "--import", "my_ext", "--set", "method.target.loss=maxsquare", "--out", "a",
                    *common, cwd=tmp_path, extra_path=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     log = read_log(tmp_path/"a")
     assert all(l["target"] < 0 for l in log) and "thresholds" not in log[-1]  # MaxSquare is negative, needs no mask
-    result = tauda("train", "mini-stage1", "--set", "method.threshold=my_ext.Half", "--out", "b", *common,
+    result = tauda("train", "mini-stage1", "--set", "method.thresholds.rule=my_ext.Half", "--out", "b", *common,
                    cwd=tmp_path, extra_path=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert read_log(tmp_path/"b")[-1]["thresholds"] == [0.5]*10
@@ -100,7 +100,7 @@ def test_user_extensions_through_import_and_dotted_paths(source_run, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "mini-stage1", "--quiet"], "--set init=CHECKPOINT"),
-    (["train", "mini-stage1", "--quiet", "--set", "method.target_loss=nope", "--set", "init=x.pt"],
+    (["train", "mini-stage1", "--quiet", "--set", "method.target.loss=nope", "--set", "init=x.pt"],
      "unknown target loss 'nope'"),
     (["train", "mini-source", "--quiet", "--import", "no_such_module_here"], "cannot import 'no_such_module_here'"),
     (["train", "mini-stage1", "--quiet", "--set", "init=/nonexistent/last.pt"], "checkpoint not found"),
@@ -140,7 +140,7 @@ def test_stage2_trains_with_a_frozen_stage1_teacher(stage1_run, tmp_path):
     data, init = stage1_run.data, stage1_run.checkpoint
     stage1 = torch.load(init, weights_only=False)
     thresholds = stage1["method"]["thresholds"]["thresholds"]  # stage one's at its end
-    cfg = stage2_config(data, init, "method.long_tail_p=1.0", "method.resume_thresholds=true")
+    cfg = stage2_config(data, init, "method.mixing.long_tail_p=1.0", "method.thresholds.resume=true")
     trainer = Trainer(cfg, tmp_path/"s2", progress=False)
     assert torch.equal(trainer.method.rule.thresholds, thresholds)  # resumed from stage one
     trainer.fit()
@@ -157,7 +157,7 @@ def test_stage2_trains_with_a_frozen_stage1_teacher(stage1_run, tmp_path):
 
 
 def test_stage2_without_mixing_has_no_mix_term(stage1_run, tmp_path):
-    Trainer(stage2_config(stage1_run.data, stage1_run.checkpoint, "method.mixer=none"), tmp_path/"s2none",
+    Trainer(stage2_config(stage1_run.data, stage1_run.checkpoint, "method.mixing.mixer=none"), tmp_path/"s2none",
             progress=False).fit()
     assert all("mix" not in l for l in read_log(tmp_path/"s2none"))
 

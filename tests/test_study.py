@@ -68,12 +68,12 @@ def test_changed_config_reruns_and_lost_checkpoints_are_rebuilt(setting, capsys)
     assert any(p.name.startswith("source-s0-") for p in (tmp/"runs").iterdir())  # source's checkpoint rebuilt
 
 
-U = "method.lambda_u"
+U = "method.target.weight"
 SMALL = make_design((Run("source", "mini-source"),
-                     Run("stage1", "mini-stage1", (), "source", tuned=((U, "stage1-lambda_u"),)),
+                     Run("stage1", "mini-stage1", (), "source", tuned=((U, "stage1-lambda"),)),
                      Run("control", "mini-stage1", ("method.name=source",), "source", group="control"),
                      Run("source-cpu", "mini-source", env=(("ATEN_CPU_CAPABILITY", "default"),), group="cpu")),
-                    grids={"stage1-lambda_u": (0.1, 1.0)})
+                    grids={"stage1-lambda": (0.1, 1.0)})
 
 
 class Stop(KeyboardInterrupt):
@@ -87,7 +87,7 @@ def interrupt_after_training(line: str):
 def test_workers_interrupt_resume_and_reuse(minicity, tmp_path):
     study = lambda: Study(tmp_path/"runs", tmp_path/"results", TINY_SETS, minicity.root, design=SMALL, progress=False)
     jobs = closure(study_plan("all", [0], SMALL), SMALL)
-    assert len(jobs) == 7 and jobs.index(("source", 100)) < jobs.index(("stage1-lambda_u=0.1", 100))
+    assert len(jobs) == 7 and jobs.index(("source", 100)) < jobs.index(("stage1-lambda=0.1", 100))
     first = study()
     first.claim()
     with pytest.raises(Stop): Schedule(first, jobs, workers=2, report=interrupt_after_training).run()
@@ -106,7 +106,7 @@ def test_workers_interrupt_resume_and_reuse(minicity, tmp_path):
         if parent := SMALL.runs[name].starts_from:
             assert after[f"{parent}-s{seed}.json"] < after[f"{name}-s{seed}.json"]
     records = {(r["name"], r["seed"]): r for r in load_records(tmp_path/"results")}
-    sweep = {v: records[(f"stage1-lambda_u={v:g}", 100)]["tune"]["miou"] for v in (0.1, 1.0)}
+    sweep = {v: records[(f"stage1-lambda={v:g}", 100)]["tune"]["miou"] for v in (0.1, 1.0)}
     assert records[("stage1", 0)]["tuned"] == {U: max(sweep, key=lambda v: (sweep[v], -v))}
     assert records[("source-cpu", 0)]["hardware"]["forced_capability"] == "default"
     assert records[("source-cpu", 0)]["hardware"]["cpu_capability"] == "DEFAULT"

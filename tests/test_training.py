@@ -61,9 +61,9 @@ def test_pipeline_on_fixture_datasets_then_eval(layouts, tmp_path, capsys, bench
     assert run(argv) == 0  # a second run keeps every finished stage
     assert capsys.readouterr().out.count("finished earlier, kept") == 3
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".tauda-lock"}
-    assert run(argv + sets("stage1:method.lambda_u=0.5")) == 2  # a finished stage with other settings: refused
+    assert run(argv + sets("stage1:method.target.weight=0.5")) == 2  # a finished stage with other settings: refused
     captured = capsys.readouterr()
-    assert f"{out/'stage1'} finished with other settings: method.lambda_u=0.01→0.5 (run→now)" in captured.err
+    assert f"{out/'stage1'} finished with other settings: method.target.weight=0.01→0.5 (run→now)" in captured.err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".tauda-lock"} == before
 
     assert run(["eval", str(out/"stage2"/"checkpoints"/"last.pt"), "--out", str(tmp_path/"eval")]) == 0

@@ -205,10 +205,10 @@ def check_answers(sub):
 
 
 def check_training(sub, folder, source_run, out):
-    "Three iterations of `tauda train mini-stage1 --import a1_thresholds --set method.threshold=class_balanced`."
+    "Three iterations of `tauda train mini-stage1 --import a1_thresholds --set method.thresholds.rule=class_balanced`."
     from .common import train_with
     log = train_with(folder, "a1_thresholds", "mini-stage1", source_run.checkpoint, source_run.data, out,
-                     "method.threshold=class_balanced", "method.tau0=0.2", "schedule.iterations=3")
+                     "method.thresholds.rule=class_balanced", "method.thresholds.tau0=0.2", "schedule.iterations=3")
     thresholds = log[-1]["thresholds"]
     assert len(thresholds) == 10 and len(set(thresholds)) > 1 and all(0 < t < 1 for t in thresholds), thresholds
     assert all(0 < entry["mask_pass_ratio"] <= 1 for entry in log), log

@@ -184,8 +184,8 @@ def check_answers(sub):
 
 
 def check_training(sub, folder, source_run, out):
-    "Two iterations of `tauda train mini-stage1 --import a2_maxsquare --set method.target_loss=iw_maxsquare`."
+    "Two iterations of `tauda train mini-stage1 --import a2_maxsquare --set method.target.loss=iw_maxsquare`."
     from .common import train_with
     log = train_with(folder, "a2_maxsquare", "mini-stage1", source_run.checkpoint, source_run.data, out,
-                     "method.target_loss=iw_maxsquare", "schedule.iterations=2")
+                     "method.target.loss=iw_maxsquare", "schedule.iterations=2")
     assert all(entry["target"] < 0 for entry in log) and "thresholds" not in log[-1], log

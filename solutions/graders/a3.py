@@ -169,9 +169,9 @@ def check_answers(sub):
 
 
 def check_training(sub, folder, stage1_run, out):
-    "Two iterations of `tauda train mini-stage2 --import a3_cutmix --set method.mixer=cutmix`."
+    "Two iterations of `tauda train mini-stage2 --import a3_cutmix --set method.mixing.mixer=cutmix`."
     from .common import train_with
     log = train_with(folder, "a3_cutmix", "mini-stage2", stage1_run.checkpoint, stage1_run.data, out,
-                     "method.mixer=cutmix", "schedule.iterations=2")
+                     "method.mixing.mixer=cutmix", "schedule.iterations=2")
     area = round(64*math.sqrt(0.5))*round(128*math.sqrt(0.5))/(64*128)
     assert all(entry["mix"] > 0 and abs(entry["pasted_ratio"] - area) < 1e-6 for entry in log), log

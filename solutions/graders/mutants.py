@@ -189,7 +189,7 @@ RECORD_MUTANTS = [
     RecordMutant("the baseline from another parent",
                  lambda r, f: r["per_seed"][0]["baseline_request"].update(init_sha1="0"*40)),
     RecordMutant("the baseline with other settings",
-                 lambda r, f: [c["method"].update(lambda_u=2*c["method"]["lambda_u"])
+                 lambda r, f: [c["method"]["target"].update(weight=2*c["method"]["target"]["weight"])
                                for c in _configs(r) + _configs(r, "baseline_request")]),
 ]
 
