@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .experiments import paired_difference
-from .study import entry_colour
+from .study import ABLATIONS, entry_colour
 
 # %% ../nbs/11c_evidence.ipynb #3e142484
 def _per_class(rs: list, split: str, classes: list) -> np.ndarray:
@@ -79,9 +79,7 @@ COMPARISONS = (  # (entry, its control, the claim it tests)
     ("stage2", "stage2-nomix", "stage2"), ("stage2-nomix", "stage1", "stage2"), ("stage2", "onestage", "stage2"),
     ("stage2", "stage2-no-longtail", "longtail"), ("stage2-longtail-T=0.3", "stage2-no-longtail", "longtail"),
     ("stage2-longtail-T=0.1", "stage2-no-longtail", "longtail"),
-    ("stage1-consistency", "stage1", "ablations"),
-    *((f"stage1-gamma={g}", "stage1", "ablations") for g in (0, 1, 3)),
-    *((f"stage1-b={b:g},d={d:g}", "stage1", "ablations") for b, d in ((0.2, 8), (0.5, 8), (0.8, 4), (0.8, 16))),
+    *((r.name, "stage1", "ablations") for r in ABLATIONS),
 )
 
 # %% ../nbs/11c_evidence.ipynb #00c008f0

