@@ -131,3 +131,19 @@ def test_plan_list_and_bad_input(capsys):
     assert run(["study", "--seeds", "100", "--list"]) == 2 and "tuning seed" in capsys.readouterr().err
     assert run(["study", "--no-such-flag"]) == 2
     assert all(r.starts_from in ("", *RUNS) for r in RUNS.values())
+
+
+def test_the_demo_trains_the_seed_0_main_entries():
+    "Each demo method's config is the study's entry at seed 0 with the values its sweeps chose: the same run."
+    from pathlib import Path
+    from tauda.commands import DEMO_METHODS, demo_config
+    from tauda.config import to_dict
+    from tauda.study import Choices, build_config, resolve
+    choices = Choices(Path(__file__).parents[1]/"results"/"study")
+    if any(resolve(RUNS[m], choices) is None for m in DEMO_METHODS):
+        pytest.skip("the study's sweeps have not all run yet (results/study)")
+    for method in DEMO_METHODS:
+        demo, entry = (to_dict(c) for c in (demo_config(method, Path("demo")),
+                                            build_config(resolve(RUNS[method], choices), 0)))
+        for d in (demo, entry): d.pop("init"), d.pop("data_root")
+        assert demo == entry, method
