@@ -320,9 +320,9 @@ def makespan(jobs: list, seconds: dict, workers: int, design=DESIGN) -> float:
         end[job] = free[w] = start + seconds[job]
     return max(end.values(), default=0.0)
 
-# a one-thread worker beside another one ran the mini presets 2.8-3.9 times slower per iteration than DEMO_SECONDS
-# (2 idle threads, measured on another CPU kind): 2026-12-03, 2-core AMD EPYC, AVX2
-ONE_THREAD_WORKER = 3.0
+# a one-thread worker beside another one, 2-core AMD EPYC (AVX2), 2026-12-03: 0.117 / 0.245 / 0.42 s per iteration
+# for source / MinEnt / stage one, 2.3-3.3 times DEMO_SECONDS (2 idle threads, measured on another CPU kind)
+ONE_THREAD_WORKER = 2.7
 
 def estimate(plan, workers: int, design=DESIGN, overrides=(), todo=None) -> str:
     "The expected cost of `plan` in words: the jobs, their training time, and the wall time on `workers` workers."
