@@ -185,3 +185,17 @@ def test_kth_largest_gather_and_sort_paths_agree():
         assert torch.equal(gathered, kth_largest_per_class(values, cls, rank, classes, compact=False))
         naive = torch.stack([values[cls == c].sort(descending=True).values[rank[c]] for c in range(classes)])
         assert torch.equal(gathered, naive)
+
+
+def test_a_config_written_with_the_former_method_names_loads():
+    from tauda.config import ConfigError, from_dict
+    old = {"method": {"name": "minent", "lambda_ent": 0.1, "lambda_u": 0.5, "threshold": "fixed", "tau0": 0.9,
+                      "longtail_temperature": 0.3, "resume_thresholds": True}}
+    m = from_dict(old).method
+    assert (m.target.weight, m.thresholds.rule, m.thresholds.tau0) == (0.1, "fixed", 0.9)  # minent: its λ_ent
+    assert m.mixing.long_tail_temperature == 0.3 and m.thresholds.resume is True
+    assert from_dict({"method": {"name": "stage1", "lambda_ent": 0.1, "lambda_u": 0.5}}).method.target.weight == 0.5
+    try:
+        apply_overrides(get_preset("mini-stage1"), ["method.lambda_u=0.3"])
+        raise AssertionError
+    except ConfigError as e: assert "it is now 'method.target.weight'" in str(e)
