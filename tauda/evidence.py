@@ -57,12 +57,12 @@ def format_summary(summary: dict, order=None, split: str = "val") -> str:
 
 # %% ../nbs/11c_evidence.ipynb #535f2b2f
 CLAIMS = {
-    "gap": "the domain gap is real: the oracle is far above source-only",
-    "stage1": "stage one's gain is its target loss, not its extra iterations",
+    "gap": "is the domain gap real? the oracle against source-only",
+    "stage1": "is stage one's gain its target loss, or its extra iterations?",
     "loss": "the focal loss against other target losses on the same schedule, views and mask",
-    "mask": "the edge is consistency on a mask: strong view, mask and per-class thresholds",
+    "mask": "is the edge consistency on a mask? strong view, mask and per-class thresholds",
     "thresholds": "adaptive thresholds against fixed ones and against one global threshold",
-    "stage2": "stage two's gain is the mixing, and two stages beat one",
+    "stage2": "is stage two's gain the mixing, and do two stages beat one?",
     "longtail": "long-tail pasting, at the paper's temperature and at sharper ones",
     "ablations": "stage one's settings: focal factor, γ, (b, d)",
 }
