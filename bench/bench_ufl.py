@@ -1,6 +1,6 @@
 """UFL with the adaptive-threshold update vs ADVENT's entropy loss, forward + backward, on CPU, by share of kept pixels.
 
-    python bench/bench_ufl.py [--kept 0.2 0.5 0.9] [--batch 1 --height 256 --width 512] [--repeats 9] [--json F]
+    python bench/bench_ufl.py [--kept 0.2 0.5 0.9] [--batch 1 --height 256 --width 512] [--repeats 9] [--fresh-pages] [--json F]
 
 What is measured, per case (milliseconds, the best of `--repeats` rounds; in each round the three steps run one
 after the other, so all three see the same machine load, and the ratio is taken of the best times):
@@ -21,9 +21,17 @@ is made confident, as late in training (one random class raised by 6 to 16: conf
 1 − 1e-6, a third of them above 0.9997); that share is found by bisection so that the share of pixels the
 threshold update keeps (`kept share`, measured and reported) is the requested `--kept` fraction. The strong view
 is the weak logits plus normal noise (σ = 1). `--clock cpu` times this thread's CPU time instead of wall time.
+
+Memory: each step allocates tensors of about 10 MB, which glibc maps fresh from the kernel and gives back on
+free, so every step also pays the page faults of its fresh pages — a cost that swung the entropy loss's best time
+from 12 to 56 ms between identical runs. On Linux the script therefore re-runs itself with glibc told to keep
+freed memory (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`), as a long training process effectively does;
+`--fresh-pages` measures with the page faults.
 """
 import argparse
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -91,6 +99,15 @@ def case(share, args) -> dict:
     return result
 
 
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**34)}
+
+
+def keep_freed_memory():
+    "Re-run this script with glibc keeping freed memory (no fresh page faults per step), unless it already does."
+    if sys.platform.startswith("linux") and any(k not in os.environ for k in KEEP_FREED_MEMORY):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **KEEP_FREED_MEMORY})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kept", type=float, nargs="+", default=[0.2, 0.5, 0.9], help="shares of kept pixels")
@@ -101,11 +118,15 @@ def main():
     parser.add_argument("--classes", type=int, default=19)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or this thread's CPU time (steadier on a shared machine)")
+    parser.add_argument("--fresh-pages", action="store_true",
+                        help="let glibc return freed memory, so each step also pays fresh page faults")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    if not args.fresh_pages: keep_freed_memory()
     shape = [args.batch, args.classes, args.height, args.width]
     header = dict(logits=shape, threads=torch.get_num_threads(), torch=torch.__version__,
-                  cpu_capability=torch.backends.cpu.get_cpu_capability(), repeats=args.repeats, clock=args.clock)
+                  cpu_capability=torch.backends.cpu.get_cpu_capability(), repeats=args.repeats, clock=args.clock,
+                  freed_memory="returned" if args.fresh_pages else "kept")
     print(", ".join(f"{k} {v}" for k, v in header.items()))
     cases = []
     for share in args.kept:

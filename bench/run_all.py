@@ -25,7 +25,7 @@ SUITE = {  # name: command (a JSON path is appended with --json, except for the 
     "cli": [sys.executable, str(BENCH/"bench_cli.py"), "--repeats", "5"],
     "eval": [sys.executable, str(BENCH/"bench_eval.py"), "--n", "10", "--repeats", "2"],
     "data": [sys.executable, str(BENCH/"bench_data.py"), "--n", "6", "--repeats", "2"],
-    "ufl": [sys.executable, str(BENCH/"bench_ufl.py"), "--repeats", "3"],
+    "ufl": [sys.executable, str(BENCH/"bench_ufl.py"), "--repeats", "15"],
     "steps": [sys.executable, str(BENCH/"bench_steps.py"), "--reps", "4"],
     "models": [sys.executable, str(BENCH/"bench_models.py"), "--size", "128", "256", "--reps", "2"],
 }
