@@ -49,6 +49,11 @@ RUN = ["data.minicity=false", "log.tensorboard=false", "data.num_workers=0", "sc
 N_TARGET = 6  # target training images (the pseudo-label export)
 
 
+def ctrl_c_at_default():
+    "Give a child the SIGINT disposition of a terminal's foreground job, even when the tests run under nohup or `&`."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def env(**extra) -> dict:
     "One thread per process (identical arithmetic in every run, no oversubscription of the 2 CI cores)."
     return {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", **extra}
@@ -381,7 +386,8 @@ def test_an_interrupt_stops_in_one_line_and_the_printed_command_resumes_exactly(
                                                                                 tmp_path, sig, status, stopped):
     out, k = tmp_path/"run", random.Random(time.time_ns()).randint(2, 4)
     victim = subprocess.Popen([sys.executable, "-m", "tauda.cli", *_stage1(data, source_checkpoint, out)], env=env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=ctrl_c_at_default)
     log, deadline = out/"log.jsonl", time.time() + 240
     while victim.poll() is None and time.time() < deadline:
         if log.is_file() and len(log.read_text().splitlines()) >= k: break
@@ -457,6 +463,7 @@ def test_an_interrupt_during_a_write_is_acted_on_after_it(tmp_path):
     script = ("import os, signal, sys, time\nfrom pathlib import Path\nfrom tauda.checkpoint import write_atomic\n"
               "def write(tmp):\n    os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2); tmp.write_text('complete')\n"
               "try: write_atomic(Path(sys.argv[1]), write)\nexcept KeyboardInterrupt: sys.exit(130)\n")
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path/"f.txt")], env=env(), capture_output=True)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path/"f.txt")], env=env(), capture_output=True,
+                          preexec_fn=ctrl_c_at_default)
     assert done.returncode == 130, done.stderr
     assert (tmp_path/"f.txt").read_text() == "complete" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
