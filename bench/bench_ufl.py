@@ -7,12 +7,13 @@ after the other, so all three see the same machine load, and the ratio is taken 
 
 * `entropy fwd+bwd`: `entropy_loss(weak).backward()` — the mean normalised entropy over *all* pixels of the weak
   logits `[B, 19, H, W]` and its gradient;
-* `threshold update`: what the trainer does once per step before the loss, `AdaptiveThreshold.update(
-  weak.softmax(1), valid)` (softmax included, every pixel valid), always from the same starting thresholds
-  (τ0 = 0.8, restored before each call, so every call does the same work);
-* `ufl+threshold fwd+bwd`: that threshold update, then `ufl_loss(weak, strong, mask).backward()` — the UFL on
-  the weak + strong pair (default options: no class weights, `adaptive` focal factor with its gradient, γ = 2)
-  and the gradients of both views;
+* `threshold update`: what the trainer does once per step before the loss, `confidence_mask(rule, weak, valid)`
+  with the adaptive rule: one pass over the weak logits (`weak_pass`: max, exp, sum, top class), then the rule's
+  `select` (every pixel valid), always from the same starting thresholds (τ0 = 0.8, restored before each call, so
+  every call does the same work);
+* `ufl+threshold fwd+bwd`: that threshold update, then `ufl_loss(weak, strong, mask, weak_pass=…).backward()` —
+  the UFL on the weak + strong pair, reusing the update's pass (default options: no class weights, `adaptive`
+  focal factor with its gradient, γ = 2), and the gradients of both views;
 * `ratio ufl/entropy`: the third time over the first (the UFL reads two logit tensors where the entropy loss
   reads one, but computes only the kept pixels when few pass).
 
@@ -38,13 +39,13 @@ from pathlib import Path
 import torch
 
 from tauda.entropy import entropy_loss
-from tauda.ufl import AdaptiveThreshold, ufl_loss
+from tauda.ufl import AdaptiveThreshold, confidence_mask, ufl_loss
 
 
 def kept_share(logits, valid, rule, start) -> float:
     "Share of the pixels of `logits` that one update from thresholds `start` keeps."
     rule.load_state_dict(start)
-    return rule.update(logits.softmax(1), valid).double().mean().item()
+    return confidence_mask(rule, logits, valid)[0].double().mean().item()
 
 
 def logits_keeping(share, shape, valid, rule, start, steps=20):
@@ -78,11 +79,11 @@ def case(share, args) -> dict:
 
     def threshold_step():
         rule.load_state_dict(start)
-        return rule.update(weak.detach().softmax(1), valid)
+        return confidence_mask(rule, weak, valid)
 
     def ufl_step():
-        mask = threshold_step()
-        loss = ufl_loss(weak, strong, mask)
+        mask, shared = threshold_step()
+        loss = ufl_loss(weak, strong, mask, weak_pass=shared)
         if loss is not None: loss.backward()
 
     clock = time.perf_counter if args.clock == "wall" else time.thread_time

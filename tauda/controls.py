@@ -42,8 +42,9 @@ class PlainHardLabelTarget(HardLabelTarget):
 @TARGET_LOSSES.register("ufl_noent")
 class UFLWithoutEntropy(UFLTarget):
     "The unsupervised focal loss without the weak view's entropy term: no gradient reaches the weak view."
-    def __call__(self, weak_logits, strong_logits, mask):
-        return ufl_loss(weak_logits.detach(), strong_logits, mask, self.class_weights, self.focal, self.gamma)
+    def __call__(self, weak_logits, strong_logits, mask, weak_pass=None):
+        return ufl_loss(weak_logits.detach(), strong_logits, mask, self.class_weights, self.focal, self.gamma,
+                        weak_pass=weak_pass)
 
 # %% ../nbs/11a_controls.ipynb #c3e3b890
 def weighted_entropy_loss(logits: torch.Tensor, class_weights=None) -> torch.Tensor:
@@ -68,9 +69,8 @@ class GlobalAdaptiveThreshold(ThresholdRule):
         super().__init__(num_classes, tau0)
         self.pooled = AdaptiveThreshold(1, tau0, b, beta, d)
 
-    def update(self, probs, valid=None):
-        conf = probs.detach().max(1, keepdim=True).values      # [B, 1, H, W]: one "class"
-        mask = self.pooled.update(conf, valid)
+    def select(self, conf, cls, valid=None):
+        mask = self.pooled.select(conf, torch.zeros_like(cls), valid)   # every pixel in one "class"
         self.thresholds = self.pooled.thresholds.expand(self.num_classes).clone()
         return mask
 
@@ -81,8 +81,8 @@ class GlobalAdaptiveThreshold(ThresholdRule):
 @THRESHOLD_RULES.register("none")
 class NoMask(ThresholdRule):
     "Keep every valid pixel (no confidence mask)."
-    def update(self, probs, valid=None):
-        keep = torch.ones(probs.shape[:1] + probs.shape[2:], dtype=torch.bool, device=probs.device)
+    def select(self, conf, cls, valid=None):
+        keep = torch.ones_like(conf, dtype=torch.bool)
         return keep if valid is None else keep & valid
 
 # %% ../nbs/11a_controls.ipynb #08f64f9b

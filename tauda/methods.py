@@ -22,7 +22,7 @@ from .loading import RandomStream, sample_seed
 from .models import align_corners_of, upsample
 from .registry import Registry
 from .runtime import rank_and_world, unwrap
-from .ufl import TARGET_LOSSES, THRESHOLD_RULES, class_weights
+from .ufl import TARGET_LOSSES, THRESHOLD_RULES, class_weights, confidence_mask
 from .views import strong_view, warp_with_validity
 
 # %% ../nbs/09_methods.ipynb #411aa5d2
@@ -155,7 +155,7 @@ class TargetAdaptation(Method):
         "λ · Σ_h w_h · (target loss of head h); `None` when every head skips it (no pixel passes the mask)."
         head_weights = self.cfg.method.target.head_weights or unwrap(model).head_weights
         own_masks, corners = self.cfg.method.thresholds.head_masks == "own", align_corners_of(model)
-        terms, mask = [], None
+        terms, mask, shared = [], None, None
         for h, w in enumerate(head_weights[:len(logits["weak"])]):
             weak = upsample(logits["weak"][h], size, corners)                         # [B, C, h, w]
             if self.rule is None:
@@ -163,9 +163,12 @@ class TargetAdaptation(Method):
                 continue
             with record_function("tauda.warp"): weak, valid = warp_with_validity(weak, affine)
             if h == 0 or own_masks:  # main: the main head's mask on every head; own: each head's own (the authors')
-                with record_function("tauda.threshold"): mask = self._update_mask(weak, valid, record=h == 0)
+                with record_function("tauda.threshold"): mask, shared = self._update_mask(weak, valid, record=h == 0)
+            takes = shared is not None and getattr(self.target, "takes_weak_pass", False)
+            reuse = {"weak_pass": shared} if takes else {}
             with record_function("tauda.target_loss"):
-                loss = self.target(weak, upsample(logits["strong"][h], size, corners), mask)
+                loss = self.target(weak, upsample(logits["strong"][h], size, corners), mask, **reuse)
+            shared = None                                                  # another head has logits of its own
             if loss is not None: terms.append(w*loss)
         return self.weight*sum(terms) if terms else None
 
@@ -174,10 +177,11 @@ class TargetAdaptation(Method):
         return None
 
     def _update_mask(self, weak_logits, valid, record: bool = True):
-        probs = weak_logits.detach().softmax(1)
-        mask = self.rule.update(probs, valid if self.cfg.method.thresholds.mask_invalid else None)
+        "The mask `[B, H, W]` of this step, and the pass over the weak logits it came from (`None`: the softmax's)."
+        valid = valid if self.cfg.method.thresholds.mask_invalid else None
+        mask, shared = confidence_mask(self.rule, weak_logits, valid)
         if record: self.stats["mask_pass_ratio"] = mask.float().mean()  # a tensor: read when logged (no sync per step)
-        return mask
+        return mask, shared
 
     def state_dict(self): return {"thresholds": self.rule.state_dict()} if self.rule else {}
     def load_state_dict(self, state):

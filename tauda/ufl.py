@@ -4,11 +4,13 @@
 
 # %% auto #0
 __all__ = ['FOCAL_FACTORS', 'GATHER_BELOW', 'TUFL_MIDDLE', 'CLASS_WEIGHTS', 'THRESHOLD_RULES', 'TARGET_LOSSES', 'ufl_rows',
-           'ufl_pixelwise', 'ufl_loss', 'frequency_weights', 'class_weights', 'kth_largest_per_class', 'ThresholdRule',
+           'WeakPass', 'weak_pass', 'ufl_pixelwise', 'ufl_loss', 'frequency_weights', 'class_weights',
+           'kth_largest_per_class', 'top_class', 'ThresholdRule', 'selects_top_class', 'confidence_mask',
            'AdaptiveThreshold', 'FixedThreshold', 'EntropyTarget', 'UFLTarget']
 
 # %% ../nbs/07_ufl.ipynb #c003
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -50,6 +52,32 @@ def _first_max(x: torch.Tensor, top) -> torch.Tensor:
     order = torch.arange(C, 0, -1, dtype=is_top.dtype, device=x.device).view(1, C, 1)  # C … 1: the first wins
     return C - is_top.mul_(order).amax(1).long()
 
+def _first_top(e: torch.Tensor) -> torch.Tensor:
+    "The first class where `e = exp(z − max z)` `[B, C, P]` is exactly 1 → `[B, P]` (its floor: 1 there, else 0)."
+    C = e.shape[1]
+    order = torch.arange(C, 0, -1, dtype=e.dtype, device=e.device).view(1, C, 1)   # C … 1: the first wins
+    return C - torch.floor(e).mul_(order).amax(1).long()                           # faster than `e == 1` on a CPU
+
+class WeakPass(NamedTuple):
+    "One pass over the weak logits' columns that the thresholds and the loss share (no gradient)."
+    shifted: torch.Tensor  # [B, C, P]: z − max z = log p̄ + log s
+    e: torch.Tensor        # [B, C, P]: exp(z − max z) = s·p̄, exactly 1 at the top class
+    s: torch.Tensor        # [B, 1, P]: Σ_c e, so that p̄ = e/s and p̄_ŷ = 1/s
+    y: torch.Tensor        # [B, 1, P]: ŷ, the first class at the top
+
+    def top_class(self, shape) -> tuple:
+        "The confidence p̄_ŷ and the class ŷ of each pixel, `[B, H, W]` each (`shape`: the logits' `[B, C, H, W]`)."
+        B, _, H, W = shape
+        return (1/self.s).view(B, H, W), self.y.view(B, H, W)
+
+def weak_pass(weak: torch.Tensor) -> WeakPass:
+    "The softmax pieces of weak logits `[B, C, H, W]` or columns `[B, C, P]` (half precision computed in float32)."
+    cols = _columns(weak.detach())
+    if cols.dtype in (torch.float16, torch.bfloat16): cols = cols.float()
+    shifted = cols - cols.amax(1, keepdim=True)                    # [B, C, P]
+    e = shifted.exp()
+    return WeakPass(shifted, e, e.sum(1, keepdim=True), _first_top(e)[:, None])
+
 def _dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     "`Σ_c x_c·y_c` of `[B, C, P]` → `[B, 1, P]`, one class row at a time (no `[B, C, P]` temporary)."
     out = torch.zeros_like(x[:, :1])
@@ -65,11 +93,8 @@ def _focal(conf, q_y, focal: str, gamma: float):
 class _UFLColumns(torch.autograd.Function):
     "Per-pixel UFL `[B, P]` of class-first logits `[B, C, P]`; backward: the gradients of sections 2 and 3."
     @staticmethod
-    def forward(ctx, weak, strong, w, focal, gamma, detach_focal):
-        m = weak.amax(1, keepdim=True)                             # [B, 1, P]
-        e = torch.sub(weak, m).exp_()                              # [B, C, P]: s·p̄, exactly 1 at the top class
-        s = e.sum(1, keepdim=True)                                 # [B, 1, P]
-        y = _first_max(e, 1.0)[:, None]                            # [B, 1, P]: ŷ
+    def forward(ctx, weak, strong, w, focal, gamma, detach_focal, shared):
+        shifted, e, s, y = shared if shared is not None else weak_pass(weak)   # the thresholds' pass, when given
         we = e if w is None else e*w.view(1, -1, 1)                # [B, C, P]: s·w·p̄
         W = 1 if w is None else we.sum(1, keepdim=True)/s          # [B, 1, P]: W̄ = Σ w p̄
         zs = strong - strong.amax(1, keepdim=True)                 # [B, C, P]: log q + log Σ, 0 at the top
@@ -81,33 +106,32 @@ class _UFLColumns(torch.autograd.Function):
         phi, dphi = _focal(1/s, q_y, focal, gamma)                 # p̄_ŷ = 1/s
         raw = phi*ce                                               # ℓ before the clamp (the p log p terms cancel)
         beta = None if detach_focal else ce*dphi*q_y               # [B, 1, P]: what φ's own gradient adds
-        ctx.save_for_backward(weak, m, e, we, s, es, ss, y, phi, raw >= 1e-8, beta, w)
+        ctx.save_for_backward(shifted, e, we, s, es, ss, y, phi, raw >= 1e-8, beta, w)
         ctx.W = W
         return raw.clamp(min=1e-8)[:, 0]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        weak, m, e, we, s, es, ss, y, phi, on, beta, w = ctx.saved_tensors
+        shifted, e, we, s, es, ss, y, phi, on, beta, w = ctx.saved_tensors
         g = (grad[:, None]*on).to(e)                               # [B, 1, P]: 0 where the clamp is active
         grad_weak = grad_strong = None
         if ctx.needs_input_grad[0]:                                # −p̄·(a − Σ_c p̄_c a_c), a = w·(log p + 1)
-            a = torch.sub(weak, m)                                 # [B, C, P]: log p + log s
-            if w is not None: a.add_(1 - s.log()).mul_(w.view(1, -1, 1))
+            a = shifted if w is None else (shifted + (1 - s.log()))*w.view(1, -1, 1)  # [B, C, P]
             k = -g/s
-            grad_weak = torch.addcmul(-_dot(e, a)/s*k, a, k, out=a).mul_(e)
+            grad_weak = torch.addcmul(-_dot(e, a)/s*k, a, k).mul_(e)
         if ctx.needs_input_grad[1]:                                # φ·(q W̄ − w p̄) + β·(δ_ŷ − q)
             gb = 0 if beta is None else g*beta
             grad_strong = torch.mul(es, (g*phi*ctx.W - gb)/ss).addcmul_(we, -g*phi/s)
             if beta is not None: grad_strong.scatter_add_(1, y, gb)
-        return grad_weak, grad_strong, None, None, None, None
+        return grad_weak, grad_strong, None, None, None, None, None
 
-def _ufl_columns(weak, strong, class_weights, focal, gamma, detach_focal) -> torch.Tensor:
+def _ufl_columns(weak, strong, class_weights, focal, gamma, detach_focal, shared=None) -> torch.Tensor:
     "Per-pixel loss `[B, P]` of class-first logits `[B, C, P]` (half precision computed in float32)."
     if focal not in FOCAL_FACTORS: raise ValueError(f"unknown focal factor {focal!r}; choose one of {FOCAL_FACTORS}")
     if weak.dtype in (torch.float16, torch.bfloat16): weak, strong = weak.float(), strong.float()
     w = None if class_weights is None else class_weights.to(weak)
-    return _UFLColumns.apply(weak, strong, w, focal, gamma, detach_focal)
+    return _UFLColumns.apply(weak, strong, w, focal, gamma, detach_focal, shared)
 
 def ufl_pixelwise(weak_logits: torch.Tensor, strong_logits: torch.Tensor, class_weights=None, focal: str = "adaptive",
                   gamma: float = 2.0, detach_focal: bool = False) -> torch.Tensor:
@@ -123,8 +147,10 @@ def _kept_columns(z: torch.Tensor, index: list) -> torch.Tensor:
     cols = _columns(z)                                             # [B, C, P]
     return torch.cat([cols[b].gather(1, i.expand(cols.shape[1], -1)) for b, i in enumerate(index)], 1)[None]
 
-def ufl_loss(weak_logits, strong_logits, mask, class_weights=None, focal="adaptive", gamma=2.0, detach_focal=False):
-    "Mean unsupervised focal loss over the pixels of `mask` `[B, H, W]`; `None` when the mask is empty."
+def ufl_loss(weak_logits, strong_logits, mask, class_weights=None, focal="adaptive", gamma=2.0, detach_focal=False,
+             weak_pass: WeakPass | None = None):
+    """Mean unsupervised focal loss over the pixels of `mask` `[B, H, W]`; `None` when the mask is empty.
+    `weak_pass`: the thresholds' pass over the same weak logits, reused when every pixel is computed."""
     keep = mask.flatten(1)                                         # [B, P]
     count = int(keep.sum())                                        # the loss's one device–host synchronisation
     if count == 0: return None
@@ -133,7 +159,7 @@ def ufl_loss(weak_logits, strong_logits, mask, class_weights=None, focal="adapti
         index = [k.nonzero()[:, 0] for k in keep]
         kept = [_kept_columns(z, index) for z in (weak_logits, strong_logits)]              # [1, C, N] each
         return _ufl_columns(*kept, *options).sum()/count
-    per_pixel = _ufl_columns(_columns(weak_logits), _columns(strong_logits), *options)   # [B, P]: every pixel
+    per_pixel = _ufl_columns(_columns(weak_logits), _columns(strong_logits), *options, weak_pass)  # [B, P]: all
     return torch.where(keep, per_pixel, 0).sum()/count
 
 # %% ../nbs/07_ufl.ipynb #c015
@@ -186,8 +212,8 @@ def _count(index: torch.Tensor, n: int, weights=None) -> torch.Tensor:
 
 def _rank_bin(k: torch.Tensor, cls: torch.Tensor, rank: torch.Tensor, num_classes: int, bins: int):
     "Per class, the bin `[C]` of keys `k` `[N]` (0 … bins − 1) holding the `rank`-th largest; the count above it."
-    hist = _count(cls*bins + k, num_classes*bins).view(num_classes, bins)
-    from_top = hist.flip(1).cumsum(1)                                         # [C, bins]: pixels in this bin or above
+    hist = _count(cls*bins + (bins - 1 - k), num_classes*bins).view(num_classes, bins)   # [C, bins], from the top
+    from_top = hist.cumsum(1)                                                 # [C, bins]: pixels in this bin or above
     j = (from_top <= rank[:, None]).sum(1)                                    # [C] bin holding the rank, from the top
     above = torch.where(j > 0, from_top.gather(1, (j - 1).clamp(min=0)[:, None])[:, 0], torch.zeros_like(j))
     return bins - 1 - j, above
@@ -219,18 +245,40 @@ def kth_largest_per_class(values: torch.Tensor, cls: torch.Tensor, rank: torch.T
     return ordered[torch.cumsum(count, 0) - count + rank - above]
 
 # %% ../nbs/07_ufl.ipynb #n001x6200
+def top_class(probs: torch.Tensor) -> tuple:
+    "The confidence and the first top class of each pixel, `[B, H, W]` each, from probabilities `[B, C, H, W]`."
+    cols = _columns(probs.detach())                                     # [B, C, H·W]
+    top = cols.amax(1, keepdim=True)                                    # [B, 1, H·W]
+    return top.view_as(probs[:, 0]), _first_max(cols, top).view_as(probs[:, 0])
+
 class ThresholdRule:
-    "A threshold rule: per-class `thresholds` `[C]` (float64) and `update(probs, valid) -> mask` of kept pixels."
+    """A threshold rule: per-class `thresholds` `[C]` (float64), updated each step, which give the mask of kept pixels.
+    A rule implements `update(probs, valid)`, or `select(conf, cls, valid)` if each pixel's top class is enough."""
     def __init__(self, num_classes: int, tau0: float = 0.8):
         self.num_classes = num_classes
         self.thresholds = torch.full((num_classes,), float(tau0), dtype=torch.float64)
 
     def update(self, probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         "Update from weak-view probabilities `probs` `[B, C, H, W]`; return the mask `[B, H, W]` of kept pixels."
-        raise NotImplementedError
+        return self.select(*top_class(probs), valid)
+
+    def select(self, conf: torch.Tensor, cls: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        "Update from each pixel's confidence `conf` and top class `cls` (`[B, H, W]` each); return the mask."
+        raise NotImplementedError(f"{type(self).__name__} implements neither update(probs, valid) nor "
+                                  "select(conf, cls, valid)")
 
     def state_dict(self) -> dict: return {"thresholds": self.thresholds.clone()}
     def load_state_dict(self, state: dict): self.thresholds = state["thresholds"].clone().double()
+
+def selects_top_class(rule: ThresholdRule) -> bool:
+    "Whether `rule` decides from each pixel's top class alone (`select`), so that the loss's softmax pass can feed it."
+    return type(rule).update is ThresholdRule.update and type(rule).select is not ThresholdRule.select
+
+def confidence_mask(rule: ThresholdRule, weak_logits: torch.Tensor, valid=None) -> tuple:
+    "One step of `rule` on weak logits `[B, C, H, W]`: the mask `[B, H, W]` and its `WeakPass` (`None`: a softmax)."
+    if not selects_top_class(rule): return rule.update(weak_logits.detach().softmax(1), valid), None
+    shared = weak_pass(weak_logits)                                     # the loss can reuse it
+    return rule.select(*shared.top_class(weak_logits.shape), valid), shared
 
 class AdaptiveThreshold(ThresholdRule):
     "Per-class confidence thresholds updated online from each step's confidences (IAST's selector)."
@@ -252,11 +300,8 @@ class AdaptiveThreshold(ThresholdRule):
         rank = torch.floor(_count(cls, C + 1).double()*self.b*theta_x**self.d).long()  # 0-based, from the top
         return kth_largest_per_class(conf, cls, rank, C + 1)[:C]
 
-    def update(self, probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        "Update the thresholds from `probs` `[B, C, H, W]` (no gradient); return the mask `[B, H, W]`."
-        cols = _columns(probs.detach())                                     # [B, C, H·W]
-        top = cols.amax(1, keepdim=True)                                    # [B, 1, H·W]
-        conf, cls = top.view_as(probs[:, 0]), _first_max(cols, top).view_as(probs[:, 0])  # [B, H, W]
+    def select(self, conf: torch.Tensor, cls: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        "Update the thresholds from confidences `conf` of top classes `cls` `[B, H, W]`; return the mask `[B, H, W]`."
         sel = valid if valid is not None else torch.ones_like(conf, dtype=torch.bool)
         stat_cls = torch.where(sel, cls, self.num_classes)                  # pixels outside the support: class C
         psi = self.targets(*_all_gather_pairs(conf.flatten(), stat_cls.flatten()))
@@ -266,8 +311,7 @@ class AdaptiveThreshold(ThresholdRule):
 
 class FixedThreshold(ThresholdRule):
     "The same threshold `tau0` for every class, never updated (the baseline rule)."
-    def update(self, probs, valid=None):
-        conf, _ = probs.detach().max(1)
+    def select(self, conf, cls, valid=None):
         mask = conf.double() > self.thresholds[0].item()
         return mask if valid is None else mask & valid
 
@@ -289,10 +333,11 @@ class EntropyTarget:
 @TARGET_LOSSES.register("ufl")
 class UFLTarget:
     "The unsupervised focal loss on masked pixels, weak (warped) → strong; `detach_focal`: φ as a constant weight."
-    uses_strong_view = True
+    uses_strong_view = takes_weak_pass = True
     def __init__(self, class_weights=None, focal: str = "adaptive", gamma: float = 2.0, detach_focal: bool = False):
         if focal not in FOCAL_FACTORS:
             raise ValueError(f"unknown focal factor {focal!r}; choose one of {FOCAL_FACTORS}")
         self.class_weights, self.focal, self.gamma, self.detach_focal = class_weights, focal, gamma, detach_focal
-    def __call__(self, weak_logits, strong_logits, mask):
-        return ufl_loss(weak_logits, strong_logits, mask, self.class_weights, self.focal, self.gamma, self.detach_focal)
+    def __call__(self, weak_logits, strong_logits, mask, weak_pass=None):
+        return ufl_loss(weak_logits, strong_logits, mask, self.class_weights, self.focal, self.gamma, self.detach_focal,
+                        weak_pass)
