@@ -155,3 +155,57 @@ def test_every_stored_record_is_current_with_the_config_it_was_trained_with():
     assert fingerprint(plain, 0) == fingerprint(RUNS["stage1"], 0, choice=lambda s: 0.1)  # the same run
     other = Run("x", "mini-stage1", ("method.ufl.detach_focal=true", "method.target.weight=0.1"), "source")
     assert fingerprint(other, 0) != fingerprint(RUNS["stage1"], 0, choice=lambda s: 0.1)  # another setting: a new run
+
+
+def _logits(seed, shape=(2, 6, 16, 24), scale=4.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g)*scale, torch.randn(shape, generator=g)*scale
+
+
+@pytest.mark.parametrize("kept", [0.2, 0.9])
+def test_the_loss_reusing_the_thresholds_pass_gives_the_same_value_and_gradients(kept):
+    from tauda.ufl import weak_pass
+    z, zs = _logits(0)
+    mask = torch.rand(2, 16, 24, generator=torch.Generator().manual_seed(1)) < kept
+    w = torch.rand(6) + 0.5
+    results = []
+    for shared in (None, weak_pass(z)):
+        a, b = z.clone().requires_grad_(), zs.clone().requires_grad_()
+        loss = ufl_loss(a, b, mask, w, weak_pass=shared)
+        loss.backward()
+        results.append((loss.detach(), a.grad, b.grad))
+    assert all(torch.equal(x, y) for x, y in zip(*results))
+
+
+def test_rules_that_select_from_the_top_class_get_the_weak_pass_and_others_the_softmax():
+    from tauda.ufl import THRESHOLD_RULES, ThresholdRule, confidence_mask, selects_top_class
+    z, _ = _logits(2)
+    probs = z.softmax(1)
+    for name in ("adaptive", "fixed"):
+        fed, own = THRESHOLD_RULES.build(name, 6), THRESHOLD_RULES.build(name, 6)
+        assert selects_top_class(fed)
+        for _ in range(3):
+            mask, shared = confidence_mask(fed, z)
+            assert shared is not None and torch.equal(mask, own.update(probs))   # the same pixels as from a softmax
+            assert torch.allclose(fed.thresholds, own.thresholds, atol=1e-6)
+        conf, cls = shared.top_class(z.shape)
+        assert torch.allclose(conf, probs.amax(1), atol=1e-6) and torch.equal(cls, probs.argmax(1))
+
+    class WholeDistribution(ThresholdRule):   # a rule of the user's own that reads every probability
+        def update(self, probs, valid=None):
+            self.seen = probs
+            return probs.amax(1) > 0.5
+    rule = WholeDistribution(6)
+    mask, shared = confidence_mask(rule, z)
+    assert not selects_top_class(rule) and shared is None and torch.equal(rule.seen, probs)
+    assert torch.equal(mask, probs.amax(1) > 0.5)
+    with pytest.raises(NotImplementedError, match="neither update"):
+        ThresholdRule(6).update(probs)
+
+
+def test_the_first_top_class_is_the_first_of_tied_maxima():
+    from tauda.ufl import weak_pass
+    z = torch.tensor([[3.0, 5.0, 5.0, 1.0], [7.0, 7.0, 7.0, 7.0], [0.0, 0.0, 0.0, 9.0]]).T[None, :, :, None]  # [1, 4, 3, 1]
+    conf, cls = weak_pass(z).top_class(z.shape)
+    assert cls.flatten().tolist() == [1, 0, 3]
+    assert torch.allclose(conf.flatten(), z.softmax(1).amax(1).flatten())
