@@ -205,7 +205,8 @@ def test_rules_that_select_from_the_top_class_get_the_weak_pass_and_others_the_s
 
 def test_the_first_top_class_is_the_first_of_tied_maxima():
     from tauda.ufl import weak_pass
-    z = torch.tensor([[3.0, 5.0, 5.0, 1.0], [7.0, 7.0, 7.0, 7.0], [0.0, 0.0, 0.0, 9.0]]).T[None, :, :, None]  # [1, 4, 3, 1]
+    rows = [[3.0, 5.0, 5.0, 1.0], [7.0, 7.0, 7.0, 7.0], [0.0, 0.0, 0.0, 9.0]]   # three pixels' logits
+    z = torch.tensor(rows).T[None, :, :, None]                                     # [1, 4, 3, 1]
     conf, cls = weak_pass(z).top_class(z.shape)
     assert cls.flatten().tolist() == [1, 0, 3]
     assert torch.allclose(conf.flatten(), z.softmax(1).amax(1).flatten())
